@@ -1,0 +1,171 @@
+//! Parsers for /proc/self/mountinfo (where each hierarchy is mounted) and /proc/self/cgroup
+//! (this process' own cgroup in each).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Controllers a v1 `cgroup` mount may carry in its super options (other options such as
+/// "rw", "clone_children" or "name=systemd" are not controllers).
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum MountKind {
+    /// A v1 hierarchy with its controllers ("cpu,cpuacct" mounted together gives both).
+    V1(Vec<String>),
+    V2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CgroupMount {
+    pub mountpoint: PathBuf,
+    /// The cgroup shown at the mountpoint ("/" unless a subtree was bind-mounted).
+    pub root: String,
+    pub kind: MountKind,
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal ("\040").
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .and_then(|d| std::str::from_utf8(d).ok());
+        match oct.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+            Some(v) if b[i] == b'\\' => {
+                out.push(v);
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The cgroup mounts, in mountinfo order; v1 mounts without a known controller (such as
+/// name=systemd) are left out. Malformed lines are skipped.
+pub(super) fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
+    let mut mounts = Vec::new();
+    for line in text.lines() {
+        // "id parent maj:min root mountpoint opts [optional...] - fstype source superopts"
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let kind = match post[0] {
+            "cgroup2" => MountKind::V2,
+            "cgroup" => {
+                let c: Vec<String> = post[2]
+                    .split(',')
+                    .filter(|o| V1_CONTROLLERS.contains(o))
+                    .map(String::from)
+                    .collect();
+                if c.is_empty() {
+                    continue;
+                }
+                MountKind::V1(c)
+            }
+            _ => continue,
+        };
+        mounts.push(CgroupMount {
+            mountpoint: PathBuf::from(unescape(pre[4])),
+            root: unescape(pre[3]),
+            kind,
+        });
+    }
+    mounts
+}
+
+/// controller -> cgroup path from /proc/self/cgroup ("4:memory:/a" or "2:cpu,cpuacct:/b");
+/// the v2 line "0::/c" gives the key "".
+pub(super) fn parse_proc_cgroup(text: &str) -> HashMap<String, String> {
+    let mut own = HashMap::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if ctrls.is_empty() {
+            own.insert(String::new(), path.to_string());
+        }
+        for c in ctrls.split(',').filter(|c| !c.is_empty()) {
+            own.insert(c.to_string(), path.to_string());
+        }
+    }
+    own
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This development host: v1 controllers plus a cgroup2 mount holding only hugetlb.
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+42 31 0:39 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:9 - cgroup cgroup rw,cpu,cpuacct,clone_children
+43 22 0:40 /docker/abc /mnt/my\\040cg rw - cgroup cgroup rw,pids
+";
+    const PURE_V2: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+";
+
+    #[test]
+    fn cgroups_mountinfo_hybrid() {
+        let m = parse_mountinfo(HYBRID);
+        let v1 = |c: &[&str]| MountKind::V1(c.iter().map(|s| s.to_string()).collect());
+        assert_eq!(m.len(), 5, "{m:?}");
+        assert_eq!(m[0].mountpoint, PathBuf::from("/sys/fs/cgroup/cpu"));
+        assert_eq!(m[0].kind, v1(&["cpu"]));
+        assert_eq!(m[2].kind, MountKind::V2);
+        assert_eq!(m[3].kind, v1(&["cpu", "cpuacct"]));
+        assert_eq!(m[4].mountpoint, PathBuf::from("/mnt/my cg"));
+        assert_eq!(m[4].root, "/docker/abc");
+    }
+
+    #[test]
+    fn cgroups_mountinfo_pure_v2() {
+        let m = parse_mountinfo(PURE_V2);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].kind, MountKind::V2);
+        assert_eq!(m[0].mountpoint, PathBuf::from("/sys/fs/cgroup"));
+        assert_eq!(m[0].root, "/");
+        assert!(parse_mountinfo("garbage\n1 2 3\n").is_empty());
+    }
+
+    #[test]
+    fn cgroups_proc_self_cgroup() {
+        let own = parse_proc_cgroup("9:name=systemd:/\n2:cpu,cpuacct:/a/b\n0::/user.slice\n");
+        assert_eq!(own["cpu"], "/a/b");
+        assert_eq!(own["cpuacct"], "/a/b");
+        assert_eq!(own["name=systemd"], "/");
+        assert_eq!(own[""], "/user.slice");
+    }
+}

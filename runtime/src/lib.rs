@@ -1,0 +1,23 @@
+//! myrt-runtime: an OCI runtime engine modeled on runc's libcontainer.
+//!
+//! [`Factory`] creates and loads containers; [`Container`] carries out the verbs (start, exec,
+//! signal, pause, resume, destroy); [`process`] starts the container's init (a re-exec of this
+//! binary from a sealed memfd) and setns processes; [`rootfs`], [`cgroups`], [`namespaces`],
+//! [`setup`], [`hooks`] and [`tty`] are the pieces they use.
+
+pub mod cgroups;
+pub mod container;
+pub mod factory;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod setup;
+pub mod spec;
+pub mod tty;
+pub mod utils;
+
+pub use container::{Container, ContainerError, CreateOpts, ExecOpts, Status};
+pub use factory::Factory;
+pub use process::{init_main_if_requested, Stdio};
+pub use utils::{Pid, PidFd};

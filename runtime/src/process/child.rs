@@ -1,0 +1,255 @@
+//! The child side: stage 1 joins and creates namespaces and forks; stage 2 becomes the container's
+//! init (or the exec'd process), sets everything up and execs the user's program.
+//!
+//! Both run single-threaded in a fresh copy of this binary, so ordinary Rust (allocation, std) is
+//! safe here. Every failure is sent to the parent as text and ends the process.
+
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::unistd::{ForkResult, Gid, Uid};
+
+use super::channel::{Channel, ToChild, ToParent};
+use super::{ChildConfig, Mode};
+use crate::hooks::{self, HookKind};
+use crate::namespaces::{self, Kind};
+use crate::rootfs::{self, RootfsConfig};
+use crate::{setup, tty};
+
+/// A failure in the child, already phrased for the user.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+pub(super) fn main(fd: RawFd) -> i32 {
+    // SAFETY: the parent passed this fd to us on purpose (INIT_ENV); nothing else owns it.
+    let mut chan = Channel::from_fd(unsafe { OwnedFd::from_raw_fd(fd) });
+    // The socket must not reach the user's program: mark it close-on-exec again.
+    // SAFETY: fcntl on our own valid fd.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let cfg = match chan.recv::<ToChild>() {
+        Ok(Some(ToChild::Bootstrap(cfg))) => cfg,
+        Ok(Some(ToChild::Hooks { kind, hooks, state })) => {
+            return match hooks::run_hooks(kind, Some(&hooks), &state) {
+                Ok(()) => chan.send(&ToParent::Ready).map_or(1, |_| 0),
+                Err(e) => fail(&mut chan, e.into()),
+            };
+        }
+        Ok(Some(other)) => return fail(&mut chan, Failure(format!("expected bootstrap, got {other:?}"))),
+        Ok(None) => return 1,
+        Err(e) => return fail(&mut chan, e.into()),
+    };
+    match stage1(&mut chan, &cfg) {
+        Ok(code) => code,
+        Err(e) => fail(&mut chan, e),
+    }
+}
+
+fn fail(chan: &mut Channel, err: Failure) -> i32 {
+    let _ = chan.send(&ToParent::Error(err.0));
+    1
+}
+
+fn expect(chan: &mut Channel, what: &str) -> Result<ToChild> {
+    match chan.recv::<ToChild>()? {
+        Some(msg) => Ok(msg),
+        None => Err(Failure(format!("parent went away while waiting for {what}"))),
+    }
+}
+
+/// Joins namespaces by path, creates the new ones, then forks the process that lives in them
+/// (a new pid namespace only applies to children).
+fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
+    if let Some(score) = cfg.process.oom_score_adj() {
+        // Before entering a user namespace: raising the score needs no privilege, but the file
+        // must be written with the host's credentials.
+        setup::set_oom_score_adj(None, score)?;
+    }
+    let ns = &cfg.namespaces;
+    if let Some(user) = ns.get(Kind::User) {
+        match &user.path {
+            Some(path) => namespaces::join(Kind::User, path)?,
+            None => {
+                namespaces::unshare(Kind::User.flag())?;
+                chan.send(&ToParent::UserNsCreated)?;
+                match expect(chan, "id maps")? {
+                    ToChild::IdMapsWritten => {}
+                    other => return Err(Failure(format!("expected id maps, got {other:?}"))),
+                }
+            }
+        }
+        // Become root of the user namespace so the rest of setup has its capabilities.
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(|e| Failure(format!("setresgid(0) in the user namespace: {e}")))?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(|e| Failure(format!("setresuid(0) in the user namespace: {e}")))?;
+    }
+    for n in ns.0.iter().filter(|n| n.kind != Kind::User) {
+        if let Some(path) = &n.path {
+            namespaces::join(n.kind, path)?;
+        }
+    }
+    namespaces::unshare(ns.new_flags_except_user())?;
+
+    // SAFETY: this process is single-threaded (a fresh exec that started no thread), so the
+    // child may run arbitrary code after fork.
+    match unsafe { nix::unistd::fork() }.map_err(|e| Failure(format!("fork: {e}")))? {
+        ForkResult::Parent { child } => {
+            chan.send(&ToParent::Stage2Pid(child.as_raw()))?;
+            Ok(0)
+        }
+        ForkResult::Child => {
+            let err = match cfg.mode {
+                Mode::Init => stage2_init(chan, cfg),
+                Mode::Setns => stage2_setns(chan, cfg),
+            };
+            let Err(e) = err;
+            Ok(fail(chan, e))
+        }
+    }
+}
+
+fn stage2_init(chan: &mut Channel, cfg: &ChildConfig) -> Result<std::convert::Infallible> {
+    let ns = &cfg.namespaces;
+    // Keep other container processes from ptrace or /proc access to us until exec (CVE-2019-5736).
+    set_dumpable(false)?;
+    if cfg.console_fd.is_none() {
+        nix::unistd::setsid().map_err(|e| Failure(format!("setsid: {e}")))?;
+    }
+    let in_user_ns = ns.get(Kind::User).is_some();
+    let rcfg = RootfsConfig {
+        spec: &cfg.spec,
+        rootfs: &cfg.rootfs,
+        bundle: &cfg.bundle,
+        no_pivot: cfg.no_pivot,
+        in_user_ns,
+    };
+    rootfs::prepare_rootfs(&rcfg)?;
+
+    chan.send(&ToParent::RunHooks)?;
+    let state = match expect(chan, "hooks")? {
+        ToChild::HooksDone(state) => state,
+        other => return Err(Failure(format!("expected hooks done, got {other:?}"))),
+    };
+    let spec_hooks = cfg.spec.hooks().as_ref();
+    hooks::run_hooks(
+        HookKind::CreateContainer,
+        spec_hooks.and_then(|h| h.create_container().as_ref()),
+        &state,
+    )?;
+
+    rootfs::enter_rootfs(&rcfg)?;
+    if let Some(fd) = cfg.console_fd {
+        // SAFETY: the parent passed this fd for us to own.
+        tty::setup_console(unsafe { OwnedFd::from_raw_fd(fd) })?;
+    }
+    if let Some(hostname) = cfg.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        setup::set_hostname(hostname)?;
+    }
+    if let Some(domain) = cfg.spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        setup::set_domainname(domain)?;
+    }
+    rootfs::finalize_rootfs(&rcfg)?;
+
+    let exe = finish_process(cfg)?;
+    chan.send(&ToParent::Ready)?;
+    wait_for_start(cfg)?;
+    let mut state = *state;
+    state.status = "created".into();
+    hooks::run_hooks(
+        HookKind::StartContainer,
+        spec_hooks.and_then(|h| h.start_container().as_ref()),
+        &state,
+    )?;
+    Err(Failure(exec(&exe, cfg)))
+}
+
+fn stage2_setns(chan: &mut Channel, cfg: &ChildConfig) -> Result<std::convert::Infallible> {
+    set_dumpable(false)?;
+    if let Some(fd) = cfg.console_fd {
+        // SAFETY: the parent passed this fd for us to own.
+        tty::setup_exec_console(unsafe { OwnedFd::from_raw_fd(fd) })?;
+    } else {
+        nix::unistd::setsid().map_err(|e| Failure(format!("setsid: {e}")))?;
+    }
+    let exe = finish_process(cfg)?;
+    // No message on success: the socket is close-on-exec, so the parent reads EOF once execve
+    // has replaced us, and an error message otherwise.
+    let _ = chan;
+    Err(Failure(exec(&exe, cfg)))
+}
+
+/// The process-level settings common to init and exec, in runc's order (finalizeNamespace):
+/// close-on-exec for every extra fd, rlimits, no_new_privs, cwd (tried as root first), bounding
+/// set, user, capabilities, umask.
+fn finish_process(cfg: &ChildConfig) -> Result<CString> {
+    let p = &cfg.process;
+    setup::cloexec_from(3 + cfg.preserve_fds as i32)?;
+    if let Some(rlimits) = p.rlimits() {
+        setup::apply_rlimits(rlimits)?;
+    }
+    if p.no_new_privileges().unwrap_or(false) {
+        setup::set_no_new_privileges()?;
+    }
+    let cwd = p.cwd().to_string_lossy();
+    let cwd_done = setup::change_dir_early(&cwd)?;
+    // No capabilities object means none at all, as in runc's finalizeNamespace.
+    let caps = p.capabilities().clone().unwrap_or_else(setup::no_capabilities);
+    setup::drop_bounding(&caps)?;
+    setup::setup_user(p.user())?;
+    if !cwd_done {
+        setup::change_dir(&cwd)?;
+    }
+    setup::apply_capabilities(&caps)?;
+    setup::set_umask(p.user().umask())?;
+    let env: Vec<String> = p.env().clone().unwrap_or_default();
+    let args: Vec<String> = p.args().clone().unwrap_or_default();
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Failure("process.args: must name the program to run".into()))?;
+    Ok(setup::find_executable(arg0, &env)?)
+}
+
+fn exec(exe: &CString, cfg: &ChildConfig) -> String {
+    let p = &cfg.process;
+    let env: Vec<String> = p.env().clone().unwrap_or_default();
+    let args: Vec<String> = p.args().clone().unwrap_or_default();
+    setup::exec(exe, &args, &env).to_string()
+}
+
+/// Blocks until `start` opens the exec fifo for reading, then tells it we are going ahead.
+fn wait_for_start(cfg: &ChildConfig) -> Result<()> {
+    let dir = cfg
+        .state_dir_fd
+        .ok_or_else(|| Failure("no state directory for the exec fifo".into()))?;
+    // SAFETY: the parent passed this O_PATH dir fd for us to own.
+    let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+    // Opening for writing blocks until a reader (`start`) opens the fifo: that is the wait.
+    let fifo = nix::fcntl::openat(
+        &dir,
+        "exec.fifo",
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Failure(format!("open exec fifo: {e}")))?;
+    nix::unistd::write(&fifo, b"0").map_err(|e| Failure(format!("write exec fifo: {e}")))?;
+    Ok(())
+}
+
+fn set_dumpable(on: bool) -> Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) };
+    if rc < 0 {
+        return Err(Failure(format!(
+            "prctl(PR_SET_DUMPABLE): {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}

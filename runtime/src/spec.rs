@@ -1,0 +1,200 @@
+//! Reading and checking a bundle's config.json before anything is created.
+//!
+//! Every field is either carried out by the engine or refused here with an error that names it;
+//! the few the OCI spec lets a runtime ignore (LSM labels on a host without that LSM) are logged.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::container::ContainerError;
+use crate::namespaces::{Kind, Namespaces};
+
+type Result<T> = std::result::Result<T, ContainerError>;
+
+fn bad(msg: impl Into<String>) -> ContainerError {
+    ContainerError::Spec(msg.into())
+}
+
+/// Loads `<bundle>/config.json`; the error names the file and, for JSON errors, line and column.
+pub fn load(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(|e| {
+        bad(format!(
+            "{}: {e} (a bundle needs a config.json; `myrt spec` writes a default one)",
+            path.display()
+        ))
+    })?;
+    serde_json::from_slice(&data)
+        .map_err(|e| bad(format!("{}: invalid OCI runtime spec: {e}", path.display())))
+}
+
+/// The rootfs as an absolute path (root.path is relative to the bundle when not absolute).
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| bad("root: missing in config.json"))?;
+    let path = root.path();
+    if path.as_os_str().is_empty() {
+        return Err(bad("root.path: empty"));
+    }
+    let full = if path.is_absolute() {
+        path.clone()
+    } else {
+        bundle.join(path)
+    };
+    let canon = std::fs::canonicalize(&full)
+        .map_err(|e| bad(format!("root.path {:?}: {e}", full.display())))?;
+    if !canon.is_dir() {
+        return Err(bad(format!("root.path {:?}: not a directory", full.display())));
+    }
+    Ok(canon)
+}
+
+/// Refuses what the engine cannot carry out, naming the field.
+pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| bad("process: missing in config.json"))?;
+    match process.args().as_deref() {
+        Some([first, ..]) if !first.is_empty() => {}
+        _ => return Err(bad("process.args: must name the program to run")),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(bad(format!(
+            "process.cwd {:?}: must be an absolute path",
+            process.cwd().display()
+        )));
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && !has_console {
+        return Err(bad(
+            "process.terminal: true, but no console socket was given (use --console-socket)",
+        ));
+    }
+    if !terminal && has_console {
+        return Err(bad(
+            "--console-socket given, but process.terminal is false in config.json",
+        ));
+    }
+    if process.apparmor_profile().as_deref().is_some_and(|p| !p.is_empty()) {
+        log::info!("process.apparmorProfile ignored: AppArmor is not enabled on this host");
+    }
+    if process.selinux_label().as_deref().is_some_and(|p| !p.is_empty()) {
+        log::info!("process.selinuxLabel ignored: SELinux is not enabled on this host");
+    }
+    unsupported(process.io_priority().is_some(), "process.ioPriority")?;
+    unsupported(process.scheduler().is_some(), "process.scheduler")?;
+    unsupported(process.exec_cpu_affinity().is_some(), "process.execCPUAffinity")?;
+
+    if ns.get(Kind::Mount).is_none() {
+        return Err(crate::namespaces::NamespaceError::NoMountNamespace.into());
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.is_new(Kind::Uts) {
+        return Err(crate::namespaces::NamespaceError::NeedsNew {
+            field: "hostname",
+            kind: "uts",
+        }
+        .into());
+    }
+    if let Some(linux) = spec.linux() {
+        unsupported(linux.seccomp().is_some(), "linux.seccomp")?;
+        unsupported(
+            linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()),
+            "linux.sysctl",
+        )?;
+        unsupported(linux.intel_rdt().is_some(), "linux.intelRdt")?;
+        unsupported(linux.personality().is_some(), "linux.personality")?;
+        unsupported(linux.time_offsets().is_some(), "linux.timeOffsets")?;
+        unsupported(linux.memory_policy().is_some(), "linux.memoryPolicy")?;
+        unsupported(
+            linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+            "linux.netDevices",
+        )?;
+        if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty()) {
+            log::info!("linux.mountLabel ignored: SELinux is not enabled on this host");
+        }
+        if ns.get(Kind::User).is_none()
+            && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+                || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
+        {
+            return Err(bad(
+                "linux.uidMappings/gidMappings: set, but there is no user namespace in linux.namespaces",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unsupported(present: bool, field: &str) -> Result<()> {
+    if present {
+        Err(bad(format!(
+            "{field}: not supported by this version of myrt; remove it from config.json"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> Spec {
+        let json = format!(
+            r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},
+                "process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
+                "linux":{{"namespaces":[{{"type":"mount"}},{{"type":"pid"}}]{extra}}}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    fn check(s: &Spec, console: bool) -> std::result::Result<(), String> {
+        let ns = Namespaces::from_spec(s).unwrap();
+        validate(s, &ns, console).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn accepts_minimal() {
+        check(&spec(""), false).unwrap();
+    }
+
+    #[test]
+    fn names_unsupported_fields() {
+        let err = check(&spec(r#","seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}"#), false)
+            .unwrap_err();
+        assert!(err.contains("linux.seccomp"), "{err}");
+        let err = check(&spec(r#","sysctl":{"net.ipv4.ip_forward":"1"}"#), false).unwrap_err();
+        assert!(err.contains("linux.sysctl"), "{err}");
+    }
+
+    #[test]
+    fn terminal_needs_console() {
+        let mut s = spec("");
+        let mut p = s.process().clone().unwrap();
+        p.set_terminal(Some(true));
+        s.set_process(Some(p));
+        assert!(check(&s, false).unwrap_err().contains("process.terminal"));
+        check(&s, true).unwrap();
+        assert!(check(&spec(""), true).unwrap_err().contains("console"));
+    }
+
+    #[test]
+    fn hostname_needs_uts() {
+        let mut s = spec("");
+        s.set_hostname(Some("box".into()));
+        assert!(check(&s, false).unwrap_err().contains("hostname"));
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("config.json"), "{err}");
+        std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("invalid OCI runtime spec"), "{err}");
+    }
+}

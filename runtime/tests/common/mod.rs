@@ -1,0 +1,493 @@
+//! Shared helpers of the engine tests: isolation in a private mount + pid namespace, a busybox
+//! bundle per test, and running the `myrt` binary.
+//!
+//! Every test that starts containers calls [`isolate`] first. Outside such a namespace the test
+//! re-runs itself (only itself) under
+//! `unshare --mount --pid --fork --kill-child --propagation private --mount-proc`, so no mount
+//! leaks to the host, no signal reaches a host process, and every process it left behind dies
+//! with the namespace's init (the test process). The outer namespace ids are passed down and
+//! checked, so a test never mistakes the host for its own namespace.
+
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// `<outer pid ns>|<outer mount ns>` of the process that created the test's namespaces.
+const OUTER_ENV: &str = "MYRT_ENGINE_TEST_OUTER_NS";
+/// How long one isolated test may run.
+const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long one `myrt` command may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub const BUSYBOX: &str = "/bin/busybox";
+
+pub fn myrt_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_myrt")
+}
+
+fn ns_id(kind: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{kind}"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// True when `/` carries a `shared:` tag, i.e. a mount made here would propagate to the host.
+fn root_is_shared() -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    info.lines().any(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        fields.get(4) == Some(&"/")
+            && fields
+                .iter()
+                .skip(6)
+                .take_while(|f| **f != "-")
+                .any(|f| f.starts_with("shared:"))
+    })
+}
+
+fn is_isolated() -> bool {
+    let Ok(outer) = std::env::var(OUTER_ENV) else {
+        return false;
+    };
+    let Some((pid, mnt)) = outer.split_once('|') else {
+        return false;
+    };
+    ns_id("pid") != pid && ns_id("mnt") != mnt && !root_is_shared() && std::process::id() == 1
+}
+
+/// Writes past libtest's capture so a skip is seen.
+pub fn shout(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// Call first in every test that starts containers; run the body only when it returns true.
+/// Not root: a loud SKIP. Not isolated yet: runs this one test in a fresh namespace, fails if
+/// that run failed, and returns false.
+#[track_caller]
+pub fn isolate() -> bool {
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_string();
+    if !nix::unistd::geteuid().is_root() {
+        shout(&format!(
+            "SKIP {name}: the engine tests need root (namespaces, mounts, cgroups)"
+        ));
+        return false;
+    }
+    if is_isolated() {
+        return true;
+    }
+    assert!(
+        std::env::var_os(OUTER_ENV).is_none(),
+        "{OUTER_ENV} is set but this process is not the init of a private mount + pid namespace \
+         with a non-shared /: refusing to start containers here"
+    );
+    assert!(
+        name != "main" && name != "<unnamed>",
+        "isolate() needs the libtest thread name to re-run the test alone; got {name:?}"
+    );
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        "private",
+        "--mount-proc",
+    ])
+    .arg(&exe)
+    .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+    .env(OUTER_ENV, format!("{}|{}", ns_id("pid"), ns_id("mnt")));
+    let (status, timed_out) = run_to_files(&mut cmd, &out_path, &err_path, TEST_TIMEOUT);
+    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    print!("{stdout}");
+    eprint!("{stderr}");
+    assert!(
+        !timed_out && status.success() && stdout.contains("test result: ok. 1 passed"),
+        "the isolated run of {name} failed (output above){}",
+        if timed_out { ": timed out" } else { "" }
+    );
+    false
+}
+
+/// Runs `cmd` with stdin from /dev/null and stdout/stderr into files (a detached container keeps
+/// them open, so pipes would never reach EOF); kills it after `timeout`.
+fn run_to_files(cmd: &mut Command, out: &Path, err: &Path, timeout: Duration) -> (ExitStatus, bool) {
+    cmd.stdin(Stdio::null())
+        .stdout(fs::File::create(out).expect("create stdout file"))
+        .stderr(fs::File::create(err).expect("create stderr file"));
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    wait_timeout(child, timeout)
+}
+
+/// Waits for `child`, SIGKILLing it after `timeout`; returns its status and whether it timed out.
+pub fn wait_timeout(mut child: Child, timeout: Duration) -> (ExitStatus, bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return (status, false);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return (child.wait().expect("wait for killed child"), true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a `myrt` command did.
+#[derive(Debug)]
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+}
+
+/// One test's world: a state root, a busybox bundle, a container id and a cgroup path of its own.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    pub id: String,
+    /// linux.cgroupsPath, absolute, so its directories are known: /sys/fs/cgroup/*/<name>.
+    pub cgroup: String,
+    calls: Cell<u32>,
+}
+
+impl Env {
+    /// A bundle whose config is `myrt spec`'s, with terminal off, a writable root, the given
+    /// args and a cgroup path unique to this test.
+    pub fn new(tag: &str, args: &[&str]) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("myrt-test-")
+            .tempdir()
+            .expect("temp dir");
+        // A container in a user namespace must be able to reach its rootfs.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let suffix: String = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let id = format!("{tag}-{suffix}");
+        let env = Env {
+            root: dir.path().join("state"),
+            bundle: dir.path().join("bundle"),
+            cgroup: format!("/myrt-test-{id}"),
+            id,
+            dir,
+            calls: Cell::new(0),
+        };
+        make_rootfs(&env.bundle.join("rootfs"));
+        let out = env.myrt(&["spec", "--bundle", env.bundle.to_str().expect("utf-8 path")]);
+        assert!(out.success(), "myrt spec failed: {out:?}");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let cgroup = env.cgroup.clone();
+        env.edit(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(args);
+            c["root"]["readonly"] = json!(false);
+            c["linux"]["cgroupsPath"] = json!(cgroup);
+        });
+        env
+    }
+
+    /// The same env with another state root (to put several containers under one root).
+    pub fn with_root(mut self, root: PathBuf) -> Env {
+        self.root = root;
+        self
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn bundle_str(&self) -> &str {
+        self.bundle.to_str().expect("utf-8 path")
+    }
+
+    pub fn config(&self) -> Value {
+        let data = fs::read(self.bundle.join("config.json")).expect("read config.json");
+        serde_json::from_slice(&data).expect("config.json is JSON")
+    }
+
+    pub fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let mut c = self.config();
+        f(&mut c);
+        fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(&c).expect("serialize config"),
+        )
+        .expect("write config.json");
+    }
+
+    /// Runs `myrt --root <root> <args>`.
+    pub fn myrt(&self, args: &[&str]) -> Out {
+        self.myrt_timeout(args, COMMAND_TIMEOUT)
+    }
+
+    pub fn myrt_timeout(&self, args: &[&str], timeout: Duration) -> Out {
+        let n = self.calls.get();
+        self.calls.set(n + 1);
+        let (out, err) = (self.path(&format!("out.{n}")), self.path(&format!("err.{n}")));
+        let mut cmd = self.command(args);
+        let (status, timed_out) = run_to_files(&mut cmd, &out, &err, timeout);
+        let res = Out {
+            status,
+            stdout: fs::read_to_string(&out).unwrap_or_default(),
+            stderr: fs::read_to_string(&err).unwrap_or_default(),
+        };
+        assert!(!timed_out, "myrt {args:?} timed out: {res:?}");
+        res
+    }
+
+    /// A `myrt --root <root> <args>` command to spawn by hand.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(myrt_bin());
+        cmd.arg("--root").arg(&self.root).args(args);
+        cmd
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.myrt(args);
+        assert!(out.success(), "myrt {args:?} failed: {out:?}");
+        out.stdout
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    #[track_caller]
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.myrt(args);
+        assert!(!out.success(), "myrt {args:?} succeeded: {out:?}");
+        assert!(!out.stderr.trim().is_empty(), "myrt {args:?} failed silently");
+        out.stderr
+    }
+
+    /// `myrt create` of this env's container; `extra` goes before the id.
+    #[track_caller]
+    pub fn create(&self, extra: &[&str]) {
+        let mut args = vec!["create", "--bundle", self.bundle_str()];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        self.ok(&args);
+    }
+
+    /// `myrt run` (foreground unless `extra` says -d) of this env's container.
+    pub fn run(&self, extra: &[&str]) -> Out {
+        let mut args = vec!["run", "--bundle", self.bundle_str()];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        self.myrt(&args)
+    }
+
+    /// `myrt state`, parsed; `None` when the command fails.
+    pub fn state(&self) -> Option<Value> {
+        let out = self.myrt(&["state", &self.id]);
+        if !out.success() {
+            return None;
+        }
+        Some(serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+            panic!("state output is not JSON ({e}): {:?}", out.stdout)
+        }))
+    }
+
+    #[track_caller]
+    pub fn status(&self) -> String {
+        let s = self.state().expect("container exists");
+        s["status"].as_str().expect("status is a string").to_string()
+    }
+
+    #[track_caller]
+    pub fn pid(&self) -> i32 {
+        let s = self.state().expect("container exists");
+        s["pid"].as_i64().expect("pid is a number") as i32
+    }
+
+    /// Waits (bounded) until the container reports `status`.
+    #[track_caller]
+    pub fn wait_status(&self, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.status();
+            if now == status {
+                return;
+            }
+            assert!(Instant::now() < deadline, "status stayed {now}, expected {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// This container's cgroup directories that exist now.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        cgroup_mounts()
+            .into_iter()
+            .map(|m| m.join(self.cgroup.trim_start_matches('/')))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    /// Nothing of the container is left: no state dir, no cgroup dir, no process.
+    #[track_caller]
+    pub fn assert_gone(&self) {
+        assert!(
+            !self.root.join(&self.id).exists(),
+            "state dir {} left behind",
+            self.root.join(&self.id).display()
+        );
+        assert_eq!(self.cgroup_dirs(), Vec::<PathBuf>::new(), "cgroup dirs left behind");
+        assert_no_processes();
+        assert!(self.state().is_none(), "state still answers");
+    }
+
+    /// Bind-mounts a fresh host directory (mode 0777) at /out in the container; returns its path.
+    pub fn share_out(&self) -> PathBuf {
+        let out = self.path("shared");
+        fs::create_dir_all(&out).expect("mkdir shared");
+        fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).expect("chmod shared");
+        let src = out.to_str().expect("utf-8").to_string();
+        self.edit(|c| {
+            c["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": "/out", "type": "bind", "source": src,
+                "options": ["rbind", "rw"]
+            }));
+        });
+        out
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Best effort: a failed test must not leave a cgroup on the host.
+        let _ = self
+            .command(&["delete", "--force", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The cgroup mount points of this host (v1 controllers, the v2 or hybrid unified mount).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    info.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            let mountpoint = pre.split(' ').nth(4)?;
+            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mountpoint))
+        })
+        .collect()
+}
+
+/// Reaps zombies (the test is the namespace's init) and asserts that no other process is left
+/// in the test's pid namespace, waiting a little for processes being killed.
+#[track_caller]
+pub fn assert_no_processes() {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        reap_zombies();
+        let others = other_processes();
+        if others.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes left behind: {others:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn reap_zombies() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    // Only in the isolated test process, which has no child it still waits for here.
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Every process of this pid namespace except the test itself: (pid, cmdline).
+pub fn other_processes() -> Vec<(i32, String)> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .map(|pid| {
+            let cmd = fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            (pid, cmd)
+        })
+        .collect()
+}
+
+/// A busybox root: /bin/busybox with a symlink per applet, and the usual empty directories.
+pub fn make_rootfs(rootfs: &Path) {
+    let bin = rootfs.join("bin");
+    fs::create_dir_all(&bin).expect("mkdir rootfs/bin");
+    fs::copy(BUSYBOX, bin.join("busybox")).expect("copy busybox (install busybox-static)");
+    let list = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            symlink("busybox", bin.join(applet)).expect("applet symlink");
+        }
+    }
+    for d in ["proc", "sys", "dev", "tmp", "etc", "root", "out"] {
+        fs::create_dir_all(rootfs.join(d)).expect("mkdir in rootfs");
+    }
+    fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("chmod");
+    fs::write(rootfs.join("etc/hostname"), "").expect("etc/hostname");
+}
+
+/// Reads a file until it holds `want` (bounded); returns its last content.
+pub fn wait_for_file(path: &Path, want: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if want(&text) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,557 @@
+//! A private containerd for one test: own root, state, sockets, config and log in a temp dir.
+//!
+//! The config comes from `scripts/containerd.sh config DIR` (one generator for scripts and
+//! tests); the daemon is this process's own child so it can be stopped and waited for. Every
+//! containerd on a host shares /run/containerd/s (shim sockets) and /run/containerd/runc, so
+//! each instance gets its own namespace, named after its unique temp dir, and the isolated test
+//! process mounts a private tmpfs over /run/containerd first.
+
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use myrt_runtime::Pid;
+use nix::sys::signal::Signal;
+
+use crate::command::{self, CmdOutput};
+use crate::image::{image, IMAGE_REF};
+use crate::isolation::{is_isolated, private_run_containerd, shout};
+use crate::paths::{self, SHIM_BINARY};
+use crate::{runtime, MYRT_RUNTIME};
+
+/// Longest a single `ctr` call may take before the test fails.
+pub const CTR_TIMEOUT: Duration = Duration::from_secs(60);
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(25);
+
+/// Where the container's root filesystem comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The imported image: containerd prepares an overlay snapshot and passes it as a mount.
+    Image,
+    /// `--rootfs <busybox-rootfs dir>`: the spec's root.path, no mounts. ctr sets no PATH in the
+    /// process env then, so commands must be absolute paths.
+    Rootfs,
+}
+
+/// One line of `ctr tasks ls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    pub id: String,
+    pub pid: u32,
+    /// RUNNING, STOPPED, PAUSED, CREATED, ...
+    pub status: String,
+}
+
+/// A running private containerd; stopped and removed (with its tasks, shims and mounts) on drop.
+pub struct Containerd {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    namespace: String,
+    daemon: Option<Child>,
+}
+
+fn is_gone_or_zombie(pid: Pid) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the last ')' (the command name may hold spaces and parens).
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+fn cmdline(pid: &str) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn flag_value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+    argv.iter()
+        .position(|a| a == flag)
+        .and_then(|i| argv.get(i + 1))
+        .map(String::as_str)
+}
+
+/// Mount points (field 5 of /proc/self/mountinfo), octal escapes decoded.
+pub fn mount_points() -> Vec<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| {
+            m.replace("\\040", " ")
+                .replace("\\011", "\t")
+                .replace("\\012", "\n")
+                .replace("\\134", "\\")
+        })
+        .collect()
+}
+
+impl Containerd {
+    /// Starts a private containerd and imports the busybox image into its namespace.
+    /// Panics (the test fails) when containerd, ctr or the myrt shim is missing.
+    #[track_caller]
+    pub fn start() -> Containerd {
+        assert!(
+            is_isolated(),
+            "Containerd::start() outside a private mount + pid namespace: \
+             begin the test with `if !myrt_tests::isolate() {{ return; }}`"
+        );
+        private_run_containerd();
+        let bins = paths::bin_dir();
+        if runtime() == MYRT_RUNTIME {
+            assert!(
+                bins.join(SHIM_BINARY).is_file(),
+                "{} not found in {}: build it (cargo build -p myrt-shim), set MYRT_BIN_DIR, or \
+                 test another runtime with MYRT_E2E_RUNTIME=io.containerd.runc.v2",
+                SHIM_BINARY,
+                bins.display()
+            );
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("myrt-e2e-")
+            .tempdir_in("/tmp")
+            .unwrap_or_else(|e| panic!("cannot create a temp dir in /tmp: {e}"));
+        let path = dir.path().to_path_buf();
+        // tempfile's random suffix is alphanumeric: a valid, host-unique containerd namespace.
+        let namespace = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("myrt-e2e-{}", std::process::id()));
+        command::run(
+            Command::new(paths::scripts_dir().join("containerd.sh"))
+                .arg("config")
+                .arg(&path),
+            CTR_TIMEOUT,
+        )
+        .ok();
+        let mut cd = Containerd {
+            dir: Some(dir),
+            path,
+            namespace,
+            daemon: None,
+        };
+        cd.start_daemon();
+        cd.import_image();
+        cd
+    }
+
+    /// The temp dir holding root/, state/, the sockets, config.toml and containerd.log.
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+
+    /// The grpc socket (`ctr --address`).
+    pub fn address(&self) -> PathBuf {
+        self.path.join("containerd.sock")
+    }
+
+    /// This instance's containerd namespace (unique on the host).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.path.join("containerd.log")
+    }
+
+    /// `<state>/io.containerd.runtime.v2.task/<ns>/<id>`: the bundle containerd gives the shim.
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.bundles_dir().join(id)
+    }
+
+    /// `<state>/io.containerd.runtime.v2.task/<ns>`: the parent of this namespace's bundles.
+    pub fn bundles_dir(&self) -> PathBuf {
+        self.path
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.namespace)
+    }
+
+    /// Starts the daemon on this instance's dirs (again, after [`Containerd::stop_daemon`]) and
+    /// waits until it answers.
+    #[track_caller]
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "containerd is already running");
+        let containerd = std::env::var_os("MYRT_CONTAINERD").unwrap_or_else(|| "containerd".into());
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.log_path().display()));
+        let log2 = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot dup the log fd: {e}"));
+        // containerd finds shims on PATH (1.6.20 ignores runtime_path): the myrt binaries first.
+        let path_env = match std::env::var_os("PATH") {
+            Some(p) => {
+                let mut dirs = vec![paths::bin_dir()];
+                dirs.extend(std::env::split_paths(&p));
+                std::env::join_paths(dirs).unwrap_or(p)
+            }
+            None => paths::bin_dir().into_os_string(),
+        };
+        let child = Command::new(&containerd)
+            .arg("--config")
+            .arg(self.path.join("config.toml"))
+            .env("PATH", path_env)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e}; install containerd (scripts/setup.sh)",
+                    containerd.to_string_lossy()
+                )
+            });
+        self.daemon = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if self
+                .ctr_timeout(["version"], Duration::from_secs(5))
+                .success()
+            {
+                return;
+            }
+            if let Some(status) = self
+                .daemon
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.daemon = None;
+                panic!(
+                    "containerd exited at start ({status}); log:\n{}",
+                    self.log_tail(30)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not answer on {} within {START_TIMEOUT:?}; log:\n{}",
+                self.address().display(),
+                self.log_tail(30)
+            );
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Stops the daemon (SIGTERM, SIGKILL after 10 s) and waits for it. Shims and their
+    /// containers keep running, as they do when the real containerd restarts.
+    pub fn stop_daemon(&mut self) {
+        let Some(mut child) = self.daemon.take() else {
+            return;
+        };
+        if let Some(pid) = i32::try_from(child.id()).ok().and_then(Pid::new) {
+            let _ = pid.signal(Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            thread::sleep(POLL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Stops and starts the daemon on the same dirs.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        self.stop_daemon();
+        self.start_daemon();
+    }
+
+    /// A `ctr` command bound to this containerd and namespace, for callers that spawn it.
+    pub fn ctr_command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
+            .arg(self.address())
+            .arg("--namespace")
+            .arg(&self.namespace)
+            .args(args)
+            .env_remove("CONTAINERD_NAMESPACE")
+            .env_remove("CONTAINERD_ADDRESS")
+            .env_remove("CONTAINERD_SNAPSHOTTER");
+        cmd
+    }
+
+    /// Runs `ctr ARGS` to the end (at most [`CTR_TIMEOUT`]).
+    #[track_caller]
+    pub fn ctr<I, S>(&self, args: I) -> CmdOutput
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.ctr_timeout(args, CTR_TIMEOUT)
+    }
+
+    #[track_caller]
+    pub fn ctr_timeout<I, S>(&self, args: I, timeout: Duration) -> CmdOutput
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        command::run(&mut self.ctr_command(args), timeout)
+    }
+
+    /// Imports the busybox archive; panics unless it is then listed as [`IMAGE_REF`].
+    #[track_caller]
+    pub fn import_image(&self) {
+        let archive = image().archive.to_string_lossy().into_owned();
+        self.ctr(["images", "import", archive.as_str()]).ok();
+        let list = self.ctr(["images", "ls", "-q"]).ok();
+        assert!(
+            list.stdout.lines().any(|l| l.trim() == IMAGE_REF),
+            "importing {archive} did not create {IMAGE_REF}: {list}"
+        );
+    }
+
+    /// The arguments after `ctr run`:
+    /// `--runtime RT FLAGS... (IMAGE | --rootfs DIR) ID CMD...`.
+    pub fn container_args(
+        &self,
+        source: Source,
+        flags: &[&str],
+        id: &str,
+        cmd: &[&str],
+    ) -> Vec<String> {
+        let mut args = vec!["--runtime".to_string(), runtime()];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        match source {
+            Source::Image => args.push(IMAGE_REF.to_string()),
+            Source::Rootfs => {
+                args.push("--rootfs".to_string());
+                args.push(image().rootfs.to_string_lossy().into_owned());
+            }
+        }
+        args.push(id.to_string());
+        args.extend(cmd.iter().map(|c| c.to_string()));
+        args
+    }
+
+    /// `ctr containers create --runtime RT FLAGS... (IMAGE | --rootfs DIR) ID [--] CMD...`.
+    ///
+    /// ctr 1.6's `containers create` reorders flags after the positionals (`sh -c` would be its
+    /// `--config`); `--` stops that for an image, but with `--rootfs` ctr then takes `--` as the
+    /// id. So with [`Source::Rootfs`] no argument of CMD may start with `-`.
+    #[track_caller]
+    pub fn create_container(
+        &self,
+        source: Source,
+        flags: &[&str],
+        id: &str,
+        cmd: &[&str],
+    ) -> CmdOutput {
+        let mut args = vec!["containers".to_string(), "create".to_string()];
+        args.extend(self.container_args(source, flags, id, &[]));
+        match source {
+            Source::Image if !cmd.is_empty() => args.push("--".to_string()),
+            Source::Rootfs => assert!(
+                !cmd.iter().any(|a| a.starts_with('-')),
+                "ctr 1.6 `containers create --rootfs` misparses arguments that start with '-': {cmd:?}"
+            ),
+            Source::Image => {}
+        }
+        args.extend(cmd.iter().map(|c| c.to_string()));
+        self.ctr(args)
+    }
+
+    /// The tasks `ctr tasks ls` lists in this namespace.
+    #[track_caller]
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        let out = self.ctr(["tasks", "ls"]).ok();
+        out.stdout
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let mut cols = line.split_whitespace();
+                Some(TaskInfo {
+                    id: cols.next()?.to_string(),
+                    pid: cols.next()?.parse().ok()?,
+                    status: cols.next()?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    #[track_caller]
+    pub fn task(&self, id: &str) -> Option<TaskInfo> {
+        self.tasks().into_iter().find(|t| t.id == id)
+    }
+
+    /// Polls `ctr tasks ls` until task `id` has `status`; panics after `timeout`.
+    #[track_caller]
+    pub fn wait_task_status(&self, id: &str, status: &str, timeout: Duration) -> TaskInfo {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let task = self.task(id);
+            if let Some(t) = task.as_ref().filter(|t| t.status == status) {
+                return t.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} did not reach {status} within {timeout:?}; last seen: {task:?}"
+            );
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Live shim processes of this containerd and namespace, found by their argv
+    /// (`-namespace NS ... -address <this instance's socket>`): no other shim on the host matches.
+    pub fn shim_pids(&self) -> Vec<Pid> {
+        let address = self.address().to_string_lossy().into_owned();
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter_map(|name| {
+                let pid = Pid::new(name.parse().ok()?)?;
+                let argv = cmdline(&name);
+                (flag_value(&argv, "-address") == Some(address.as_str())
+                    && flag_value(&argv, "-namespace") == Some(self.namespace.as_str()))
+                .then_some(pid)
+            })
+            .collect()
+    }
+
+    /// Pids from `<bundle>/shim.pid` files of this namespace (shims that write one), kept only
+    /// while that process's argv still names this instance's socket: a stale file whose pid was
+    /// reused by another process yields nothing.
+    pub fn bundle_shim_pids(&self) -> Vec<Pid> {
+        let address = self.address().to_string_lossy().into_owned();
+        let Ok(entries) = fs::read_dir(self.bundles_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| fs::read_to_string(e.path().join("shim.pid")).ok())
+            .filter_map(|raw| Pid::new(raw.trim().parse().ok()?))
+            .filter(|pid| cmdline(&pid.to_string()).contains(&address))
+            .collect()
+    }
+
+    /// Waits until no shim of this instance is left; panics after `timeout`.
+    #[track_caller]
+    pub fn wait_no_shims(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pids = self.shim_pids();
+            if pids.iter().all(|p| is_gone_or_zombie(*p)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "shims {pids:?} still running {timeout:?} after their containers were deleted"
+            );
+            thread::sleep(POLL);
+        }
+    }
+
+    /// The last `n` lines of containerd's log (shim logs land there too), without the
+    /// start-up "loading plugin" chatter.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("msg=\"loading plugin"))
+            .collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Kills and deletes every task and container of this namespace (best effort).
+    fn remove_all(&self) {
+        let quick = Duration::from_secs(15);
+        let ctr = |args: &[&str]| command::try_run(&mut self.ctr_command(args), quick).ok();
+        let ids = |args: &[&str]| -> Vec<String> {
+            ctr(args)
+                .map(|o| o.stdout.lines().map(|l| l.trim().to_string()).collect())
+                .unwrap_or_default()
+        };
+        for id in ids(&["tasks", "ls", "-q"]).iter().filter(|i| !i.is_empty()) {
+            ctr(&["tasks", "kill", "-a", "-s", "SIGKILL", id]);
+            ctr(&["tasks", "delete", "-f", id]);
+        }
+        for id in ids(&["containers", "ls", "-q"])
+            .iter()
+            .filter(|i| !i.is_empty())
+        {
+            ctr(&["containers", "delete", id]);
+        }
+    }
+
+    fn kill_shims(&self) {
+        let mut pids = self.shim_pids();
+        pids.extend(self.bundle_shim_pids());
+        pids.sort();
+        pids.dedup();
+        for pid in &pids {
+            let _ = pid.signal(Signal::SIGKILL);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while !pids.iter().all(|p| is_gone_or_zombie(*p)) && Instant::now() < deadline {
+            thread::sleep(POLL);
+        }
+    }
+
+    fn unmount_all(&self) {
+        let prefix = format!("{}/", self.path.display());
+        let mut points: Vec<String> = mount_points()
+            .into_iter()
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
+        // Deepest first.
+        points.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in points {
+            if let Err(e) = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH) {
+                shout(&format!("myrt-tests: cannot unmount {m}: {e}"));
+            }
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            // Captured by libtest and shown with the failure.
+            eprintln!(
+                "--- last lines of {}:\n{}",
+                self.log_path().display(),
+                self.log_tail(40)
+            );
+        }
+        if self.daemon.is_some() {
+            self.remove_all();
+        }
+        self.stop_daemon();
+        self.kill_shims();
+        self.unmount_all();
+        let Some(dir) = self.dir.take() else { return };
+        if std::env::var_os("MYRT_E2E_KEEP").is_some() {
+            shout(&format!(
+                "myrt-tests: MYRT_E2E_KEEP set, keeping {}",
+                dir.keep().display()
+            ));
+        } else if let Err(e) = dir.close() {
+            shout(&format!(
+                "myrt-tests: cannot remove {}: {e}",
+                self.path.display()
+            ));
+        }
+    }
+}
