@@ -73,10 +73,15 @@ mod tests {
         assert_eq!(back, o);
         // Hand-encoded by field number: systemd_cgroup (9, varint) = 0x48 0x01,
         // root (7, bytes) = 0x3a, io_gid (5, varint) = 0x28.
-        let hand = [0x08, 0x01, 0x28, 0x07, 0x3a, 0x02, b'/', b'r', 0x48, 0x01, 0x68, 0x03];
+        let hand = [
+            0x08, 0x01, 0x28, 0x07, 0x3a, 0x02, b'/', b'r', 0x48, 0x01, 0x68, 0x03,
+        ];
         let d = runc::v1::Options::decode(&hand[..]).unwrap();
         assert!(d.no_pivot_root && d.systemd_cgroup);
-        assert_eq!((d.io_gid, d.root.as_str(), d.task_api_version), (7, "/r", 3));
+        assert_eq!(
+            (d.io_gid, d.root.as_str(), d.task_api_version),
+            (7, "/r", 3)
+        );
     }
 
     #[test]
@@ -96,7 +101,10 @@ mod tests {
         let d = runc::v1::ProcessDetails {
             exec_id: "exec-1".into(),
         };
-        assert_eq!(d.encode_to_vec(), [0x0a, 6, b'e', b'x', b'e', b'c', b'-', b'1']);
+        assert_eq!(
+            d.encode_to_vec(),
+            [0x0a, 6, b'e', b'x', b'e', b'c', b'-', b'1']
+        );
         let back = runc::v1::ProcessDetails::decode(d.encode_to_vec().as_slice()).unwrap();
         assert_eq!(back, d);
     }

@@ -284,7 +284,8 @@ fn kill_all_reaches_every_process_and_ps_lists_them() {
     if !isolate() {
         return;
     }
-    let env = Env::new("killall", &["sh", "-c", "sleep 1001 & sleep 1002 & wait"]);
+    // Once the sleeps are gone the init execs a sleep of its own, so it stays the only process.
+    let env = Env::new("killall", &["sh", "-c", "sleep 1001 & sleep 1002 & wait; exec sleep 1003"]);
     env.run(&["-d"]);
     let pids = wait_pids(&env, 3);
     assert_eq!(pids.len(), 3, "{pids:?}");
@@ -418,10 +419,16 @@ fn preserve_fds_passes_extra_descriptors() {
         .stdout(fs::File::create(&out_path).unwrap())
         .stderr(Stdio::inherit());
     let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-    // SAFETY: dup2 in the child between fork and exec is async-signal-safe; both fds are open.
+    // SAFETY: dup2 and fcntl between fork and exec are async-signal-safe; both fds are open.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            if libc::dup2(fd, 3) < 0 {
+            // dup2 onto itself keeps close-on-exec: clear it by hand then.
+            let res = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if res < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

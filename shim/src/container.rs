@@ -112,7 +112,7 @@ impl Container {
                     .any(|ns| ns.typ() == LinuxNamespaceType::Pid && ns.path().is_none())
             });
         let init_pid = engine.persisted().init_pid;
-        let init = Arc::new(Process::new(id, id, None, stdio));
+        let init = Arc::new(Process::new(id, None, stdio));
         init.set_io(pio);
         let c = Arc::new(Container {
             id: id.to_string(),
@@ -210,7 +210,10 @@ impl Container {
             if p.is_init() {
                 write_exit_file(&c.bundle, &exit);
             }
-            info!("container {}: process {} exited with {}", c.id, p.id, exit.status);
+            info!(
+                "container {}: process {} exited with {}",
+                c.id, p.id, exit.status
+            );
             c.env
                 .events
                 .exit(&c.id, &p.id, p.pid(), exit.status, exit.at);
@@ -236,10 +239,14 @@ impl Container {
     }
 
     /// Records an exec (started later by Start); `spec` is containerd's Any of the OCI process.
-    pub fn add_exec(&self, exec_id: &str, spec: Option<&Any>, stdio: StdioPaths) -> Result<(), TaskError> {
-        myrt_runtime::factory::validate_id(exec_id).map_err(|e| {
-            TaskError::InvalidArgument(format!("exec id: {e}"))
-        })?;
+    pub fn add_exec(
+        &self,
+        exec_id: &str,
+        spec: Option<&Any>,
+        stdio: StdioPaths,
+    ) -> Result<(), TaskError> {
+        myrt_runtime::factory::validate_id(exec_id)
+            .map_err(|e| TaskError::InvalidArgument(format!("exec id: {e}")))?;
         let spec = parse_exec_spec(spec)?;
         if self.init.exited().is_some() {
             return Err(TaskError::FailedPrecondition(format!(
@@ -254,7 +261,7 @@ impl Container {
                 self.id
             )));
         }
-        let p = Process::new(exec_id, &self.id, Some(spec), stdio);
+        let p = Process::new(exec_id, Some(spec), stdio);
         execs.insert(exec_id.to_string(), Arc::new(p));
         self.env.events.exec_added(&self.id, exec_id);
         Ok(())
@@ -397,7 +404,10 @@ impl Container {
             // A created container's init was just killed: report its exit first.
             let wait = tokio::time::timeout(KILLED_INIT_WAIT, self.init.wait()).await;
             if wait.is_err() {
-                warn!("container {}: killed init not reaped in {KILLED_INIT_WAIT:?}", self.id);
+                warn!(
+                    "container {}: killed init not reaped in {KILLED_INIT_WAIT:?}",
+                    self.id
+                );
             }
         }
         if self.rootfs_mounted {
@@ -539,7 +549,12 @@ async fn mount_rootfs(bundle: &Path, mounts: &[Mount]) -> Result<bool, TaskError
             std::thread::spawn(move || {
                 let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
                 let (ty, src) = (opt(&m2.type_), opt(&m2.source));
-                containerd_shim::mount::mount_rootfs(ty.as_deref(), src.as_deref(), &m2.options, &t2)
+                containerd_shim::mount::mount_rootfs(
+                    ty.as_deref(),
+                    src.as_deref(),
+                    &m2.options,
+                    &t2,
+                )
             })
             .join()
             .map_err(|_| TaskError::Mount("mount thread panicked".into()))?
@@ -640,9 +655,18 @@ mod tests {
         assert_eq!(p.args().as_deref(), Some(&["sh".to_string()][..]));
         assert!(parse_exec_spec(None).is_err());
         let wrong = any("example.Foo", "{}");
-        assert!(parse_exec_spec(Some(&wrong)).unwrap_err().to_string().contains("example.Foo"));
-        let bad = any("types.containerd.io/opencontainers/runtime-spec/1/Process", "{");
-        assert!(matches!(parse_exec_spec(Some(&bad)), Err(TaskError::InvalidArgument(_))));
+        assert!(parse_exec_spec(Some(&wrong))
+            .unwrap_err()
+            .to_string()
+            .contains("example.Foo"));
+        let bad = any(
+            "types.containerd.io/opencontainers/runtime-spec/1/Process",
+            "{",
+        );
+        assert!(matches!(
+            parse_exec_spec(Some(&bad)),
+            Err(TaskError::InvalidArgument(_))
+        ));
     }
 
     #[test]

@@ -45,6 +45,13 @@ impl Events {
         Events { tx }
     }
 
+    /// Events that go nowhere but this receiver (tests).
+    #[cfg(test)]
+    pub fn detached() -> (Events, mpsc::UnboundedReceiver<Item>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Events { tx }, rx)
+    }
+
     fn send(&self, topic: &'static str, event: Box<dyn MessageDyn>) {
         if self.tx.send((topic, event)).is_err() {
             warn!("event {topic} dropped: the forwarder has stopped");

@@ -262,7 +262,8 @@ impl ProcessIo {
                         }
                     }
                     let fd = open_log_file(path, true)?;
-                    shared_file = Some((path.clone(), fd.try_clone().map_err(sys("dup log file"))?));
+                    shared_file =
+                        Some((path.clone(), fd.try_clone().map_err(sys("dup log file"))?));
                     Sink::Fd(fd)
                 }
                 OutputUri::Path(path) => match std::fs::metadata(path) {
@@ -306,12 +307,11 @@ impl ProcessIo {
         let Some(sock) = self.console_socket.take() else {
             return Ok(());
         };
-        let (master, _name) = tokio::task::spawn_blocking(move || {
-            myrt_runtime::tty::recv_console(sock.as_fd())
-        })
-        .await
-        .map_err(|e| StdioError::Console(e.to_string()))?
-        .map_err(|e| StdioError::Console(e.to_string()))?;
+        let (master, _name) =
+            tokio::task::spawn_blocking(move || myrt_runtime::tty::recv_console(sock.as_fd()))
+                .await
+                .map_err(|e| StdioError::Console(e.to_string()))?
+                .map_err(|e| StdioError::Console(e.to_string()))?;
         fcntl(&master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .map_err(|e| sys("set the terminal non-blocking")(e.into()))?;
         let reader = pipe::Receiver::from_owned_fd_unchecked(
@@ -427,7 +427,11 @@ impl ProcessIo {
             .iter()
             .map(|fd| dup_above(fd, 10))
             .collect::<Result<_>>()?;
-        let raw: [RawFd; 3] = [high[0].as_raw_fd(), high[1].as_raw_fd(), high[2].as_raw_fd()];
+        let raw: [RawFd; 3] = [
+            high[0].as_raw_fd(),
+            high[1].as_raw_fd(),
+            high[2].as_raw_fd(),
+        ];
         let mut cmd = std::process::Command::new(path);
         cmd.args(args)
             .env_clear()
@@ -481,7 +485,10 @@ impl Drop for ProcessIo {
 
 /// Waits until the output copies hit EOF, at most `limit` (a background child holding the
 /// pipe must not hold up the exit event); returns the copies that are still running.
-pub async fn wait_outputs(mut outputs: Vec<JoinHandle<()>>, limit: Duration) -> Vec<JoinHandle<()>> {
+pub async fn wait_outputs(
+    mut outputs: Vec<JoinHandle<()>>,
+    limit: Duration,
+) -> Vec<JoinHandle<()>> {
     let all = async {
         for h in outputs.iter_mut() {
             let _ = h.await;
@@ -681,7 +688,14 @@ mod tests {
             parse_output("stdout", "binary:///usr/bin/logger?id=c1&tag=a+b&x").unwrap(),
             OutputUri::Binary {
                 path: "/usr/bin/logger".into(),
-                args: vec!["id".into(), "c1".into(), "tag".into(), "a b".into(), "x".into(), "".into()],
+                args: vec![
+                    "id".into(),
+                    "c1".into(),
+                    "tag".into(),
+                    "a b".into(),
+                    "x".into(),
+                    "".into()
+                ],
             }
         );
         assert_eq!(
@@ -734,9 +748,11 @@ mod tests {
             .unwrap();
         // Play containerd: read stdout, write stdin, then CloseIO.
         let reader = std::thread::spawn(move || std::fs::read(&sout).unwrap());
-        tokio::task::spawn_blocking(move || std::fs::write(&sin, b"hello through the shim\n").unwrap())
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            std::fs::write(&sin, b"hello through the shim\n").unwrap()
+        })
+        .await
+        .unwrap();
         pio.close_stdin();
         tokio::task::spawn_blocking(move || cat.wait().unwrap())
             .await

@@ -18,6 +18,13 @@ fn main() {
     // First, before any thread exists: the engine re-execs this binary as a container's init.
     myrt_runtime::init_main_if_requested();
 
+    // The server's stderr is /dev/null: a panic must reach containerd's log through `log`.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log::error!("panic: {info}");
+        default_hook(info);
+    }));
+
     if std::env::args()
         .skip(1)
         .any(|a| matches!(a.as_str(), "-v" | "-version" | "--version"))

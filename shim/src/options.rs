@@ -35,10 +35,11 @@ pub enum OptionsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("options: TOML config{}: {source}", at.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    #[error("options: TOML config{}: {message}", at.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Toml {
         at: Option<PathBuf>,
-        source: toml::de::Error,
+        /// One line: "line L, column C: what is wrong".
+        message: String,
     },
     #[error("options: log_level {0:?}: use one of off, error, warn, info, debug, trace")]
     LogLevel(String),
@@ -193,12 +194,11 @@ impl ShimOptions {
         }
         if !o.config_path.is_empty() {
             let path = PathBuf::from(&o.config_path);
-            let body = std::fs::read_to_string(&path).map_err(|source| {
-                OptionsError::ReadConfig {
+            let body =
+                std::fs::read_to_string(&path).map_err(|source| OptionsError::ReadConfig {
                     path: path.clone(),
                     source,
-                }
-            })?;
+                })?;
             return ShimOptions::from_toml(&body, Some(&path));
         }
         Ok(ShimOptions::default())
@@ -206,9 +206,9 @@ impl ShimOptions {
 
     /// Parses myrt's TOML keys; an unknown key is an error that names it.
     pub fn from_toml(body: &str, at: Option<&Path>) -> Result<ShimOptions> {
-        let t: TomlOptions = toml::from_str(body).map_err(|source| OptionsError::Toml {
+        let t: TomlOptions = toml::from_str(body).map_err(|e| OptionsError::Toml {
             at: at.map(Path::to_path_buf),
-            source,
+            message: toml_message(body, &e),
         })?;
         if t.systemd_cgroup {
             return Err(systemd_unsupported("systemd_cgroup"));
@@ -257,6 +257,20 @@ impl ShimOptions {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ShimOptions::default()),
             Err(source) => Err(OptionsError::File { path, source }),
         }
+    }
+}
+
+/// toml's error as one line with its position (its Display is a multi-line snippet).
+fn toml_message(body: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &body[..span.start.min(body.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
     }
 }
 
@@ -314,8 +328,8 @@ mod tests {
             io_uid: 1000,
             ..Default::default()
         };
-        let got = ShimOptions::from_any(Some(&any(type_url::RUNC_OPTIONS, o.encode_to_vec())))
-            .unwrap();
+        let got =
+            ShimOptions::from_any(Some(&any(type_url::RUNC_OPTIONS, o.encode_to_vec()))).unwrap();
         assert!(got.no_pivot_root);
         assert_eq!(got.shim_cgroup.as_deref(), Some("/shims"));
         assert_eq!(
@@ -388,10 +402,15 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = ShimOptions::from_any(Some(&runtime_options("no_such_key = 1\n", "")))
-            .unwrap_err()
-            .to_string();
+        let err = ShimOptions::from_any(Some(&runtime_options(
+            "root = \"/r\"\nno_such_key = 1\n",
+            "",
+        )))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("no_such_key"), "{err}");
+        assert!(err.contains("line 2, column 1"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]

@@ -39,7 +39,6 @@ struct ProcState {
 pub struct Process {
     /// The container id for an init, the exec id for an exec.
     pub id: String,
-    pub container_id: String,
     /// The exec'd process' spec (None for an init).
     pub spec: Option<oci_spec::runtime::Process>,
     pub stdio: StdioPaths,
@@ -52,15 +51,9 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn new(
-        id: &str,
-        container_id: &str,
-        spec: Option<oci_spec::runtime::Process>,
-        stdio: StdioPaths,
-    ) -> Process {
+    pub fn new(id: &str, spec: Option<oci_spec::runtime::Process>, stdio: StdioPaths) -> Process {
         Process {
             id: id.to_string(),
-            container_id: container_id.to_string(),
             spec,
             stdio,
             lifecycle: tokio::sync::Mutex::new(()),
@@ -200,7 +193,6 @@ mod tests {
     fn exec() -> Process {
         Process::new(
             "e1",
-            "c1",
             Some(oci_spec::runtime::Process::default()),
             StdioPaths::default(),
         )
@@ -236,7 +228,10 @@ mod tests {
         assert_eq!(p.exec_status(Status::PAUSED), Status::PAUSED);
         p.mark_reaped();
         // Reaped: the pid may be reused, so it is never signalled.
-        assert!(matches!(p.signal(Signal::SIGKILL), Err(TaskError::NotFound(_))));
+        assert!(matches!(
+            p.signal(Signal::SIGKILL),
+            Err(TaskError::NotFound(_))
+        ));
         p.set_exited(0);
         assert_eq!(p.exec_status(Status::PAUSED), Status::STOPPED);
     }

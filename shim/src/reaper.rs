@@ -128,7 +128,8 @@ impl Reaper {
     fn scan(&self) -> Option<Instant> {
         let mut st = self.lock();
         let now = Instant::now();
-        st.unknown.retain(|_, (_, at)| now.duration_since(*at) < UNKNOWN_TTL);
+        st.unknown
+            .retain(|_, (_, at)| now.duration_since(*at) < UNKNOWN_TTL);
         st.pending
             .retain(|_, seen| now.duration_since(*seen) < UNKNOWN_TTL);
 
@@ -154,21 +155,14 @@ impl Reaper {
         // 2. Other zombies: look without reaping.
         let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
         loop {
-            let Some((raw, _)) = waitid(Id::All, flags).ok().and_then(exit_status) else {
-                return None;
-            };
-            if raw <= 0 {
-                return None;
-            }
+            let (raw, _) = waitid(Id::All, flags).ok().and_then(exit_status)?;
             if !st.watched.contains_key(&raw) {
                 let seen = *st.pending.entry(raw).or_insert(now);
                 if now.duration_since(seen) < GRACE {
                     return Some(seen + GRACE);
                 }
             }
-            let Some(pid) = Pid::new(raw) else {
-                return None;
-            };
+            let pid = Pid::new(raw)?;
             match waitpid(pid.as_nix(), Some(WaitPidFlag::WNOHANG))
                 .ok()
                 .and_then(exit_status)
@@ -232,14 +226,26 @@ mod tests {
             let child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
             let pid = Pid::new(child.id() as i32).unwrap();
             let rx = reaper.watch(pid);
-            assert_eq!(tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap(), 7);
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(5), rx)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+                7
+            );
             std::mem::forget(child);
 
             let child = Command::new("sleep").arg("30").spawn().unwrap();
             let pid = Pid::new(child.id() as i32).unwrap();
             let rx = reaper.watch(pid);
             pid.signal(Signal::SIGKILL).unwrap();
-            assert_eq!(tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap(), 137);
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(5), rx)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+                137
+            );
             std::mem::forget(child);
 
             // An unwatched child whose owner waits for it by pid keeps its status.
@@ -255,9 +261,18 @@ mod tests {
             let pid = Pid::new(child.id() as i32).unwrap();
             std::mem::forget(child);
             tokio::time::sleep(GRACE * 3).await;
-            assert!(!pid.exists(), "the orphaned zombie was reaped after the grace time");
+            assert!(
+                !pid.exists(),
+                "the orphaned zombie was reaped after the grace time"
+            );
             let rx = reaper.watch(pid);
-            assert_eq!(tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap(), 9);
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(5), rx)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+                9
+            );
         });
     }
 }

@@ -25,7 +25,10 @@ use crate::reaper::Reaper;
 use crate::task::TaskService;
 
 /// Annotations that put containers into one shim, first match wins (runc's shim uses these).
-const GROUP_ANNOTATIONS: &[&str] = &["io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"];
+const GROUP_ANNOTATIONS: &[&str] = &[
+    "io.containerd.runc.v2.group",
+    "io.kubernetes.cri.sandbox-id",
+];
 /// How `start` tells the server its log level (from the `log_level` option).
 const LOG_LEVEL_ENV: &str = "MYRT_SHIM_LOG_LEVEL";
 /// How long `start` waits for a new server to be up.
@@ -88,8 +91,43 @@ fn write_address(bundle: &Path, address: &str) -> Result<(), Error> {
         })
 }
 
+/// The message of a failed `start`, without the crate's variant names.
+fn start_error_message(e: Error) -> String {
+    match e {
+        Error::InvalidArgument(m) | Error::Other(m) => m,
+        other => other.to_string(),
+    }
+}
+
 fn socket_path(address: &str) -> &str {
     address.strip_prefix("unix://").unwrap_or(address)
+}
+
+impl Service {
+    /// `start`: the address of the live server of this container's group, or of a new one.
+    async fn start_group_server(&self, opts: StartOpts) -> Result<String, Error> {
+        check_namespace(&opts.namespace)?;
+        // Read stdin ourselves: the crate would decode runtimeoptions as runc options.
+        let mut raw = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .map_err(|err| Error::IoError {
+                context: "read options from stdin".into(),
+                err,
+            })?;
+        let options =
+            ShimOptions::from_any_bytes(&raw).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let group = grouping_key(&opts.id, &bundle_annotations(&self.bundle)?);
+        let address = containerd_shim::socket_address(&opts.address, &opts.namespace, &group);
+        if UnixStream::connect(socket_path(&address)).is_ok() {
+            // A live shim already serves this group.
+            write_address(&self.bundle, &address)?;
+            return Ok(address);
+        }
+        spawn_server(&opts, &address, &self.bundle, &options).await?;
+        write_address(&self.bundle, &address)?;
+        Ok(address)
+    }
 }
 
 #[async_trait]
@@ -115,27 +153,14 @@ impl Shim for Service {
     }
 
     async fn start_shim(&mut self, opts: StartOpts) -> Result<String, Error> {
-        check_namespace(&opts.namespace)?;
-        // Read stdin ourselves: the crate would decode runtimeoptions as runc options.
-        let mut raw = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut raw)
-            .map_err(|err| Error::IoError {
-                context: "read options from stdin".into(),
-                err,
-            })?;
-        let options =
-            ShimOptions::from_any_bytes(&raw).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        let group = grouping_key(&opts.id, &bundle_annotations(&self.bundle)?);
-        let address = containerd_shim::socket_address(&opts.address, &opts.namespace, &group);
-        if UnixStream::connect(socket_path(&address)).is_ok() {
-            // A live shim already serves this group.
-            write_address(&self.bundle, &address)?;
-            return Ok(address);
+        match self.start_group_server(opts).await {
+            Ok(address) => Ok(address),
+            Err(e) => {
+                // containerd shows this output as the reason (the crate would print Debug).
+                eprintln!("{}", start_error_message(e));
+                std::process::exit(1);
+            }
         }
-        spawn_server(&opts, &address, &self.bundle, &options).await?;
-        write_address(&self.bundle, &address)?;
-        Ok(address)
     }
 
     async fn delete_shim(&mut self) -> Result<DeleteResponse, Error> {
@@ -286,7 +311,10 @@ mod tests {
     fn grouping() {
         let mut a = HashMap::new();
         assert_eq!(grouping_key("c1", &a), "c1");
-        a.insert("io.kubernetes.cri.sandbox-id".to_string(), "pod1".to_string());
+        a.insert(
+            "io.kubernetes.cri.sandbox-id".to_string(),
+            "pod1".to_string(),
+        );
         assert_eq!(grouping_key("c1", &a), "pod1");
         a.insert("io.containerd.runc.v2.group".to_string(), "g".to_string());
         assert_eq!(grouping_key("c1", &a), "g");
@@ -338,6 +366,9 @@ mod tests {
         // Again: nothing is known any more, runc's convention is 128 + SIGKILL.
         let r = delete_leftovers("default", "gone", dir.path());
         assert_eq!(r.exit_status, 137);
-        assert!(!root.join("default").exists(), "delete created no state root");
+        assert!(
+            !root.join("default").exists(),
+            "delete created no state root"
+        );
     }
 }

@@ -132,10 +132,9 @@ impl TaskService {
 
 impl Shared {
     fn get(&self, id: &str) -> Result<Arc<Container>, TaskError> {
-        lock(&self.containers)
-            .get(id)
-            .cloned()
-            .ok_or_else(|| TaskError::NotFound(format!("container {id:?} does not exist in this shim")))
+        lock(&self.containers).get(id).cloned().ok_or_else(|| {
+            TaskError::NotFound(format!("container {id:?} does not exist in this shim"))
+        })
     }
 
     async fn create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse, TaskError> {
@@ -172,6 +171,13 @@ impl Shared {
         })
     }
 
+    /// With grouping, Shutdown comes once per container: exit only when none is left.
+    fn shutdown(&self) {
+        if lock(&self.containers).is_empty() {
+            self.exit.signal();
+        }
+    }
+
     async fn wait(&self, req: WaitRequest) -> Result<WaitResponse, TaskError> {
         let p = self.get(&req.id)?.process(&req.exec_id)?;
         let exit = p.wait().await?;
@@ -184,7 +190,9 @@ impl Shared {
 }
 
 fn unimplemented(what: &str) -> TaskError {
-    TaskError::Unimplemented(format!("{what} not implemented yet in containerd-shim-myrt-v1"))
+    TaskError::Unimplemented(format!(
+        "{what} not implemented yet in containerd-shim-myrt-v1"
+    ))
 }
 
 #[async_trait]
@@ -310,7 +318,8 @@ impl Task for TaskService {
     }
 
     async fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> TtrpcResult<WaitResponse> {
-        self.call("Wait", |s| async move { s.wait(req).await }).await
+        self.call("Wait", |s| async move { s.wait(req).await })
+            .await
     }
 
     async fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
@@ -335,10 +344,7 @@ impl Task for TaskService {
 
     async fn shutdown(&self, _: &TtrpcContext, _req: ShutdownRequest) -> TtrpcResult<Empty> {
         self.call("Shutdown", |s| async move {
-            // With grouping, Shutdown comes per container: exit only when none is left.
-            if lock(&s.containers).is_empty() {
-                s.exit.signal();
-            }
+            s.shutdown();
             Ok(Empty::new())
         })
         .await
@@ -348,6 +354,58 @@ impl Task for TaskService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Events;
+    use crate::reaper::Reaper;
+
+    fn service() -> TaskService {
+        let (events, _rx) = Events::detached();
+        let env = Env {
+            namespace: "test".into(),
+            events,
+            reaper: Reaper::detached(),
+        };
+        TaskService::new(env, Arc::new(ExitSignal::default()))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_call_answers_internal_and_the_service_goes_on() {
+        let svc = service();
+        let r: TtrpcResult<()> = svc
+            .call("Boom", |_| async { panic!("deliberate test panic") })
+            .await;
+        match r {
+            Err(ttrpc::Error::RpcStatus(st)) => {
+                assert_eq!(st.code(), Code::INTERNAL);
+                assert!(
+                    st.message().contains("Boom failed inside the shim"),
+                    "{}",
+                    st.message()
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Unknown containers are NOT_FOUND with the id, and unsupported calls UNIMPLEMENTED.
+        let ctx_less = svc
+            .call("State", |s| async move { s.get("nope").map(|_| ()) })
+            .await;
+        match ctx_less {
+            Err(ttrpc::Error::RpcStatus(st)) => {
+                assert_eq!(st.code(), Code::NOT_FOUND);
+                assert!(st.message().contains("\"nope\""));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_exits_only_without_containers() {
+        let svc = service();
+        let exit = svc.shared.exit.clone();
+        svc.shared.shutdown();
+        tokio::time::timeout(std::time::Duration::from_secs(1), exit.wait())
+            .await
+            .unwrap();
+    }
 
     #[test]
     fn codes() {

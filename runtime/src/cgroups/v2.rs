@@ -5,9 +5,16 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
+// bpf.rs sits next to this file; only this backend uses it
+#[path = "bpf.rs"]
+mod bpf;
+
+use super::devices::DevicePolicy;
 use super::fs::{self, Knob};
 use super::v1::{cpu_fields_set, hugetlb_file, pids_max, rdma_line, throttles, wanted_controllers};
-use super::{cpu_shares_to_weight, devices, invalid, unsupported};
+use nix::errno::Errno;
+
+use super::{cpu_shares_to_weight, invalid, unsupported};
 use super::{CgroupConfig, CgroupError, FreezerState, Hierarchy, Manager};
 use crate::Pid;
 
@@ -95,13 +102,6 @@ impl V2Manager {
 
     /// Fields myrt or cgroup v2 cannot apply, refused before anything is written.
     fn check(&self, r: &LinuxResources) -> Result<(), CgroupError> {
-        if r.devices()
-            .as_ref()
-            .is_some_and(|d| !devices::allows_everything(d))
-        {
-            let why = "cgroup v2 device rules need an eBPF device program, which myrt does not implement yet";
-            return Err(unsupported("linux.resources.devices", why));
-        }
         let none = "has no cgroup v2 equivalent";
         if let Some(m) = r.memory() {
             let refused = [
@@ -160,6 +160,35 @@ impl V2Manager {
             }
         }
         Ok(())
+    }
+
+    /// The policy of `linux.resources.devices`; `None` when the list is absent or empty, which
+    /// leaves the device program as it is (the v1 backend writes nothing for it either).
+    fn device_policy(r: &LinuxResources) -> Result<Option<DevicePolicy>, CgroupError> {
+        match r.devices().as_deref() {
+            None | Some([]) => Ok(None),
+            Some(rules) => DevicePolicy::from_rules(rules).map(Some),
+        }
+    }
+
+    /// Replaces the cgroup's device program with one for `policy`; an allow-all policy gets an
+    /// allow-all program too, so that an update can lift earlier restrictions (runc).
+    fn apply_devices(&self, policy: &DevicePolicy) -> Result<(), CgroupError> {
+        let insns = bpf::device_program(policy);
+        match bpf::install(&self.dir, &insns) {
+            Ok(()) => Ok(()),
+            // runc's canSkipEBPFError: where bpf(2) is denied (e.g. in a user namespace) a
+            // policy that restricts nothing loses nothing
+            Err(e) if policy.allows_everything() && e.errno() == Some(Errno::EPERM) => {
+                log::warn!("linux.resources.devices: allow-all program not installed: {e}");
+                Ok(())
+            }
+            Err(e) => Err(CgroupError::Io {
+                op: "linux.resources.devices:",
+                path: self.dir.clone(),
+                source: std::io::Error::other(e),
+            }),
+        }
     }
 
     fn apply_memory(&self, m: &LinuxMemory) -> Result<(), CgroupError> {
@@ -367,6 +396,10 @@ impl Manager for V2Manager {
 
     fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
         self.check(r)?;
+        // first: a rule list the program cannot carry out fails before any file is written
+        if let Some(policy) = Self::device_policy(r)? {
+            self.apply_devices(&policy)?;
+        }
         if let Some(p) = r.pids() {
             self.knob("linux.resources.pids")
                 .set_opt("pids.max", "limit", pids_max(p.limit()))?;

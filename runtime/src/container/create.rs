@@ -139,6 +139,7 @@ impl Container {
             preserve_fds: opts.preserve_fds,
             console_fd: opts.console_socket.as_ref().map(|c| c.as_raw_fd()),
             state_dir_fd: Some(dir_fd.as_raw_fd()),
+            init_pid: None,
         };
         let mut parent = ParentProcess::spawn(opts.stdio, &pass)?;
         drop(dir_fd);

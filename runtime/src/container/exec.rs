@@ -63,6 +63,7 @@ impl Container {
             preserve_fds: opts.preserve_fds,
             console_fd: opts.console_socket.as_ref().map(|c| c.as_raw_fd()),
             state_dir_fd: None,
+            init_pid: Some(init.as_raw()),
         };
         let mut parent = ParentProcess::spawn(opts.stdio, &pass)?;
         drop(opts.console_socket);

@@ -71,6 +71,19 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
         // must be written with the host's credentials.
         setup::set_oom_score_adj(None, score)?;
     }
+    // setns: the init's root, taken before joining anything. Joining the mount namespace puts
+    // us at the namespace's root, which is the host's old root for a --no-pivot container.
+    let init_root = match cfg.init_pid {
+        Some(pid) => Some(
+            nix::fcntl::open(
+                format!("/proc/{pid}/root").as_str(),
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| Failure(format!("open the root of container init {pid}: {e}")))?,
+        ),
+        None => None,
+    };
     let ns = &cfg.namespaces;
     if let Some(user) = ns.get(Kind::User) {
         match &user.path {
@@ -107,7 +120,7 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
         ForkResult::Child => {
             let err = match cfg.mode {
                 Mode::Init => stage2_init(chan, cfg),
-                Mode::Setns => stage2_setns(chan, cfg),
+                Mode::Setns => stage2_setns(chan, cfg, init_root),
             };
             let Err(e) = err;
             Ok(fail(chan, e))
@@ -170,8 +183,17 @@ fn stage2_init(chan: &mut Channel, cfg: &ChildConfig) -> Result<std::convert::In
     Err(Failure(exec(&exe, cfg)))
 }
 
-fn stage2_setns(chan: &mut Channel, cfg: &ChildConfig) -> Result<std::convert::Infallible> {
+fn stage2_setns(
+    chan: &mut Channel,
+    cfg: &ChildConfig,
+    init_root: Option<OwnedFd>,
+) -> Result<std::convert::Infallible> {
     set_dumpable(false)?;
+    if let Some(root) = init_root {
+        nix::unistd::fchdir(&root).map_err(|e| Failure(format!("enter container root: {e}")))?;
+        nix::unistd::chroot(".").map_err(|e| Failure(format!("chroot into container root: {e}")))?;
+        nix::unistd::chdir("/").map_err(|e| Failure(format!("chdir /: {e}")))?;
+    }
     if let Some(fd) = cfg.console_fd {
         // SAFETY: the parent passed this fd for us to own.
         tty::setup_exec_console(unsafe { OwnedFd::from_raw_fd(fd) })?;

@@ -80,6 +80,8 @@ pub struct ChildConfig {
     pub console_fd: Option<RawFd>,
     /// fd number (in the child) of the state dir (O_PATH) that holds `exec.fifo` (init only).
     pub state_dir_fd: Option<RawFd>,
+    /// setns only: the container's init, whose root the new process enters.
+    pub init_pid: Option<i32>,
 }
 
 /// The three standard streams of the new process; `None` inherits the caller's.

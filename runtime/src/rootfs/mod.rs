@@ -109,6 +109,7 @@ pub fn prepare_rootfs(cfg: &RootfsConfig) -> Result<(), RootfsError> {
             "no mount namespace: myrt does not set up a rootfs in the host's mount namespace; add {\"type\": \"mount\"}",
         ));
     }
+    check_mount_label(cfg)?;
     let propagation = cfg.rootfs_propagation()?;
     pivot::prepare_root(cfg.rootfs, propagation)?;
     // Mount targets are /proc/self/fd/N paths: make sure /proc is the real thing.
@@ -123,6 +124,29 @@ pub fn prepare_rootfs(cfg: &RootfsConfig) -> Result<(), RootfsError> {
         devices::setup_dev(cfg, &root)?;
     }
     Ok(())
+}
+
+/// linux.mountLabel is an SELinux context: like runc, it means nothing where SELinux is off;
+/// where it is on, myrt cannot apply it yet and says so.
+fn check_mount_label(cfg: &RootfsConfig) -> Result<(), RootfsError> {
+    let label = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref());
+    match label {
+        Some(l) if !l.is_empty() => {
+            if Path::new("/sys/fs/selinux/enforce").exists() {
+                return Err(RootfsError::invalid(
+                    "linux.mountLabel",
+                    "SELinux mount labels are not supported by myrt yet; remove mountLabel",
+                ));
+            }
+            log::debug!("linux.mountLabel {l:?} ignored: SELinux is not enabled on this host");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Makes the rootfs the process' root: pivot_root(".", ".") and a lazy unmount of the old

@@ -244,7 +244,9 @@ fn bind_target_swap_race_never_mounts_outside() {
     let src = dir.join("src");
     std::fs::create_dir(&src).expect("mkdir src");
     let spec = spec(
-        vec![json!({"destination": "/data/target", "type": "bind", "source": src, "options": ["bind"]})],
+        vec![
+            json!({"destination": "/data/target", "type": "bind", "source": src, "options": ["bind"]}),
+        ],
         json!({}),
         false,
     );
@@ -456,6 +458,72 @@ fn devices_are_created_inside_even_through_a_dev_symlink() {
     assert_eq!(
         std::fs::read_link(inside.join("stdin")).expect("stdin"),
         Path::new("/proc/self/fd/0")
+    );
+}
+
+/// "rro" makes submounts read-only too (mount_setattr), "shared" is applied after the mount.
+#[test]
+fn recursive_read_only_bind_and_propagation() {
+    let name = "recursive_read_only_bind_and_propagation";
+    let Some(dir) = ns_child(module_path!(), name, &[]) else {
+        return;
+    };
+    let rootfs = empty_rootfs(&dir);
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+    sys::mount(
+        Some(Path::new("tmpfs")),
+        &src.join("sub"),
+        Some("tmpfs"),
+        0,
+        None,
+    )
+    .expect("tmpfs in source");
+    let spec = spec(
+        vec![
+            json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rro", "shared"]}),
+        ],
+        json!({}),
+        false,
+    );
+    prepare_rootfs(&config(&spec, &rootfs, &dir)).expect("prepare_rootfs");
+    for p in ["data/x", "data/sub/x"] {
+        let err = std::fs::write(rootfs.join(p), "x").expect_err("recursively read-only");
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{p}");
+    }
+    let infos = mountinfo::read_self().expect("mountinfo");
+    let data = mountinfo::parent_mount(&infos, &rootfs.join("data")).expect("data mount");
+    assert_eq!(data.mount_point, rootfs.join("data"));
+    assert!(
+        data.optional.iter().any(|o| o.starts_with("shared:")),
+        "{:?}",
+        data.optional
+    );
+}
+
+/// In a user namespace nodes are bound from the host instead of made with mknod.
+#[test]
+fn devices_are_bound_from_the_host_in_a_user_namespace() {
+    let name = "devices_are_bound_from_the_host_in_a_user_namespace";
+    let Some(dir) = ns_child(module_path!(), name, &[]) else {
+        return;
+    };
+    let rootfs = empty_rootfs(&dir);
+    let spec = spec(
+        vec![
+            json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}),
+        ],
+        json!({}),
+        false,
+    );
+    let mut cfg = config(&spec, &rootfs, &dir);
+    cfg.in_user_ns = true;
+    prepare_rootfs(&cfg).expect("prepare_rootfs");
+    let null = std::fs::metadata(rootfs.join("dev/null")).expect("stat");
+    assert_eq!((major(null.rdev()), minor(null.rdev())), (1, 3));
+    assert!(
+        mount_points().contains(&rootfs.join("dev/null")),
+        "/dev/null is not a bind mount"
     );
 }
 
