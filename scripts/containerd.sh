@@ -49,7 +49,7 @@ running_pid() {
     [ -f "$pidfile" ] || return 1
     pid=$(cat "$pidfile")
     [[ "$pid" =~ ^[1-9][0-9]*$ ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--config $dir/config.toml" || return 1
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "--config $dir/config.toml" || return 1
     echo "$pid"
 }
 
@@ -103,8 +103,8 @@ unmount_under_dir() {
 shim_pids() {
     local p
     for p in /proc/[0-9]*; do
-        tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$sock" || continue
-        tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "-address" || continue
+        tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -qxF -- "$sock" || continue
+        tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -qxF -- "-address" || continue
         echo "${p#/proc/}"
     done
 }

@@ -41,16 +41,27 @@ fn main() {
     let t = Instant::now();
     let memfd = myrt_runtime::process::exe::SealedExe::get().expect("sealed copy");
     let copy_cost = t.elapsed();
-    let size = std::fs::metadata("/proc/self/exe").map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata("/proc/self/exe")
+        .map(|m| m.len())
+        .unwrap_or(0);
 
     let a = median(|| reexec_round_trip(&memfd.exec_path()));
     let plain = median(|| reexec_round_trip(&std::fs::read_link("/proc/self/exe").unwrap()));
     let b = median(|| helper_round_trip(&helper));
     println!("binary size: {:.1} MiB", size as f64 / (1 << 20) as f64);
     println!("sealed memfd copy (once per shim): {:.2} ms", ms(copy_cost));
-    println!("A re-exec from sealed memfd, per process: {:.3} ms (median of {ROUNDS})", ms(a));
-    println!("A' re-exec from the on-disk binary (unprotected), per process: {:.3} ms", ms(plain));
-    println!("B fork from pre-forked helper, per process: {:.3} ms", ms(b));
+    println!(
+        "A re-exec from sealed memfd, per process: {:.3} ms (median of {ROUNDS})",
+        ms(a)
+    );
+    println!(
+        "A' re-exec from the on-disk binary (unprotected), per process: {:.3} ms",
+        ms(plain)
+    );
+    println!(
+        "B fork from pre-forked helper, per process: {:.3} ms",
+        ms(b)
+    );
     println!("ratio A/B: {:.2}", ms(a) / ms(b));
 }
 

@@ -90,7 +90,16 @@ mod tests {
         for ok in ["a", "abc-123", "x.y_z", &"a".repeat(1024)] {
             validate_id(ok).unwrap();
         }
-        for bad in ["", ".", "..", "a/b", "../x", "a\0b", "sp ace", &"a".repeat(1025)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a\0b",
+            "sp ace",
+            &"a".repeat(1025),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
     }

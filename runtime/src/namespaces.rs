@@ -19,7 +19,9 @@ pub enum NamespaceError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("linux.namespaces: {kind} namespace path {path:?} is not a {kind} namespace (got {got})")]
+    #[error(
+        "linux.namespaces: {kind} namespace path {path:?} is not a {kind} namespace (got {got})"
+    )]
     WrongType {
         kind: &'static str,
         path: PathBuf,
@@ -82,6 +84,15 @@ impl Kind {
         }
     }
 
+    /// The name config.json uses (`type` in linux.namespaces).
+    pub fn spec_name(self) -> &'static str {
+        match self {
+            Kind::Net => "network",
+            Kind::Mount => "mount",
+            k => k.name(),
+        }
+    }
+
     pub fn flag(self) -> CloneFlags {
         match self {
             Kind::User => CloneFlags::CLONE_NEWUSER,
@@ -131,7 +142,9 @@ impl Namespaces {
         for ns in list {
             let kind = Kind::from_oci(ns.typ());
             if out.iter().any(|n| n.kind == kind) {
-                return Err(NamespaceError::Duplicate { kind: kind.name() });
+                return Err(NamespaceError::Duplicate {
+                    kind: kind.spec_name(),
+                });
             }
             let path = ns
                 .path()
@@ -193,7 +206,7 @@ impl Namespaces {
 
 fn open_ns(kind: Kind, path: &Path) -> Result<File, NamespaceError> {
     let file = File::open(path).map_err(|source| NamespaceError::Open {
-        kind: kind.name(),
+        kind: kind.spec_name(),
         path: path.to_path_buf(),
         source,
     })?;
@@ -208,7 +221,7 @@ fn open_ns(kind: Kind, path: &Path) -> Result<File, NamespaceError> {
             };
             if prefix != want && !(kind == Kind::Time && prefix == "time_for_children") {
                 return Err(NamespaceError::WrongType {
-                    kind: kind.name(),
+                    kind: kind.spec_name(),
                     path: path.to_path_buf(),
                     got,
                 });
@@ -222,7 +235,7 @@ fn open_ns(kind: Kind, path: &Path) -> Result<File, NamespaceError> {
 pub fn join(kind: Kind, path: &Path) -> Result<(), NamespaceError> {
     let file = open_ns(kind, path)?;
     nix::sched::setns(file.as_fd(), kind.flag()).map_err(|source| NamespaceError::Setns {
-        kind: kind.name(),
+        kind: kind.spec_name(),
         path: path.to_path_buf(),
         source,
     })

@@ -47,7 +47,10 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let canon = std::fs::canonicalize(&full)
         .map_err(|e| bad(format!("root.path {:?}: {e}", full.display())))?;
     if !canon.is_dir() {
-        return Err(bad(format!("root.path {:?}: not a directory", full.display())));
+        return Err(bad(format!(
+            "root.path {:?}: not a directory",
+            full.display()
+        )));
     }
     Ok(canon)
 }
@@ -79,15 +82,26 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
             "--console-socket given, but process.terminal is false in config.json",
         ));
     }
-    if process.apparmor_profile().as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .apparmor_profile()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         log::info!("process.apparmorProfile ignored: AppArmor is not enabled on this host");
     }
-    if process.selinux_label().as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         log::info!("process.selinuxLabel ignored: SELinux is not enabled on this host");
     }
     unsupported(process.io_priority().is_some(), "process.ioPriority")?;
     unsupported(process.scheduler().is_some(), "process.scheduler")?;
-    unsupported(process.exec_cpu_affinity().is_some(), "process.execCPUAffinity")?;
+    unsupported(
+        process.exec_cpu_affinity().is_some(),
+        "process.execCPUAffinity",
+    )?;
 
     if ns.get(Kind::Mount).is_none() {
         return Err(crate::namespaces::NamespaceError::NoMountNamespace.into());
@@ -113,7 +127,11 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
             linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
             "linux.netDevices",
         )?;
-        if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty()) {
+        if linux
+            .mount_label()
+            .as_deref()
+            .is_some_and(|l| !l.is_empty())
+        {
             log::info!("linux.mountLabel ignored: SELinux is not enabled on this host");
         }
         if ns.get(Kind::User).is_none()
@@ -163,8 +181,11 @@ mod tests {
 
     #[test]
     fn names_unsupported_fields() {
-        let err = check(&spec(r#","seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}"#), false)
-            .unwrap_err();
+        let err = check(
+            &spec(r#","seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}"#),
+            false,
+        )
+        .unwrap_err();
         assert!(err.contains("linux.seccomp"), "{err}");
         let err = check(&spec(r#","sysctl":{"net.ipv4.ip_forward":"1"}"#), false).unwrap_err();
         assert!(err.contains("linux.sysctl"), "{err}");

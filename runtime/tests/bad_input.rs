@@ -35,7 +35,11 @@ fn malformed_config_json() {
         return;
     }
     let env = Env::new("badjson", &["true"]);
-    fs::write(env.bundle.join("config.json"), "{\"ociVersion\": \"1.0.2\", not json").unwrap();
+    fs::write(
+        env.bundle.join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", not json",
+    )
+    .unwrap();
     create_fails_cleanly(&env, "config.json");
 }
 
@@ -49,7 +53,10 @@ fn missing_executable() {
     // Foreground run reports the same and exits non-zero.
     let out = env.run(&[]);
     assert!(!out.success(), "{out:?}");
-    assert!(out.stderr.contains("executable file not found in $PATH"), "{out:?}");
+    assert!(
+        out.stderr.contains("executable file not found in $PATH"),
+        "{out:?}"
+    );
     env.assert_gone();
 }
 
@@ -92,7 +99,11 @@ fn namespace_path_of_the_wrong_type() {
             }
         }
     });
-    create_fails_cleanly(&env, "network");
+    let err = create_fails_cleanly(&env, "/proc/self/ns/uts");
+    assert!(
+        err.contains("linux.namespaces") && err.contains("is not a"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -24,7 +24,10 @@ fn version_names_program_and_spec() {
         assert!(out.status.success());
         let stdout = text(&out.stdout);
         let lines: Vec<&str> = stdout.lines().collect();
-        assert_eq!(lines[0], format!("myrt version {}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            lines[0],
+            format!("myrt version {}", env!("CARGO_PKG_VERSION"))
+        );
         assert_eq!(lines[1], "spec: 1.2.0");
     }
 }
@@ -36,13 +39,25 @@ fn spec_writes_runc_default_once() {
     let out = myrt(&["spec", "--bundle", bundle]);
     assert!(out.status.success(), "{out:?}");
     let raw = fs::read_to_string(dir.path().join("config.json")).unwrap();
-    assert!(raw.contains("\n\t\"process\""), "not tab-indented like runc");
+    assert!(
+        raw.contains("\n\t\"process\""),
+        "not tab-indented like runc"
+    );
     let spec: oci_spec::runtime::Spec = serde_json::from_str(&raw).unwrap();
     let p = spec.process().as_ref().unwrap();
     assert_eq!(p.args().as_ref().unwrap(), &["sh"]);
     assert_eq!(p.terminal(), Some(true));
-    assert_eq!(spec.root().as_ref().unwrap().path().to_str(), Some("rootfs"));
-    let masked = spec.linux().as_ref().unwrap().masked_paths().as_ref().unwrap();
+    assert_eq!(
+        spec.root().as_ref().unwrap().path().to_str(),
+        Some("rootfs")
+    );
+    let masked = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .masked_paths()
+        .as_ref()
+        .unwrap();
     assert!(masked.contains(&"/proc/kcore".to_string()));
 
     let out = myrt(&["spec", "-b", bundle]);
@@ -53,7 +68,12 @@ fn spec_writes_runc_default_once() {
 #[test]
 fn spec_rootless_maps_the_caller() {
     let dir = tempfile::tempdir().unwrap();
-    let out = myrt(&["spec", "--rootless", "--bundle", dir.path().to_str().unwrap()]);
+    let out = myrt(&[
+        "spec",
+        "--rootless",
+        "--bundle",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{out:?}");
     let v: Value =
         serde_json::from_slice(&fs::read(dir.path().join("config.json")).unwrap()).unwrap();
@@ -65,7 +85,10 @@ fn spec_rootless_maps_the_caller() {
         .iter()
         .map(|n| n["type"].as_str().unwrap())
         .collect();
-    assert!(types.contains(&"user") && !types.contains(&"network"), "{types:?}");
+    assert!(
+        types.contains(&"user") && !types.contains(&"network"),
+        "{types:?}"
+    );
 }
 
 #[test]
@@ -78,11 +101,22 @@ fn features_are_truthful() {
     assert_eq!(linux.apparmor().as_ref().unwrap().enabled(), &Some(false));
     assert_eq!(linux.selinux().as_ref().unwrap().enabled(), &Some(false));
     let cg = linux.cgroup().as_ref().unwrap();
-    assert_eq!((cg.v1(), cg.v2(), cg.systemd()), (&Some(true), &Some(true), &Some(false)));
+    assert_eq!(
+        (cg.v1(), cg.v2(), cg.systemd()),
+        (&Some(true), &Some(true), &Some(false))
+    );
     let caps = linux.capabilities().as_ref().unwrap();
     assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()) && caps.len() >= 38);
-    assert!(f.hooks().as_ref().unwrap().contains(&"createRuntime".to_string()));
-    assert!(f.mount_options().as_ref().unwrap().contains(&"rro".to_string()));
+    assert!(f
+        .hooks()
+        .as_ref()
+        .unwrap()
+        .contains(&"createRuntime".to_string()));
+    assert!(f
+        .mount_options()
+        .as_ref()
+        .unwrap()
+        .contains(&"rro".to_string()));
 }
 
 #[test]
@@ -93,10 +127,19 @@ fn errors_are_one_line_and_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("nope") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("nope") && err.contains("does not exist"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 
-    let out = myrt(&["--root", root.to_str().unwrap(), "kill", "nope", "NOSUCHSIG"]);
+    let out = myrt(&[
+        "--root",
+        root.to_str().unwrap(),
+        "kill",
+        "nope",
+        "NOSUCHSIG",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("unknown signal"), "{out:?}");
 
@@ -105,7 +148,10 @@ fn errors_are_one_line_and_exit_1() {
 
     let out = myrt(&["--systemd-cgroup", "--root", root.to_str().unwrap(), "list"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("systemd cgroup driver not supported yet"), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("systemd cgroup driver not supported yet"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -114,8 +160,14 @@ fn log_file_json_is_what_go_runc_reads() {
     let log = dir.path().join("log.json");
     let root = dir.path().join("root");
     let out = myrt(&[
-        "--log", log.to_str().unwrap(), "--log-format", "json",
-        "--root", root.to_str().unwrap(), "delete", "ghost",
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "--root",
+        root.to_str().unwrap(),
+        "delete",
+        "ghost",
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("ghost"), "{out:?}");
@@ -125,7 +177,10 @@ fn log_file_json_is_what_go_runc_reads() {
     assert_eq!(v["level"], "error");
     assert!(v["msg"].as_str().unwrap().contains("ghost"), "{v}");
     let time = v["time"].as_str().unwrap();
-    assert!(time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time}"
+    );
 }
 
 #[test]
@@ -134,10 +189,20 @@ fn log_file_text_is_logrus_style() {
     let log = dir.path().join("log.txt");
     let root = dir.path().join("root");
     // Go-style single-dash long flags, as runc's urfave/cli accepts them.
-    let out = myrt(&["-log", log.to_str().unwrap(), "-root", root.to_str().unwrap(), "state", "ghost"]);
+    let out = myrt(&[
+        "-log",
+        log.to_str().unwrap(),
+        "-root",
+        root.to_str().unwrap(),
+        "state",
+        "ghost",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let line = fs::read_to_string(&log).unwrap();
-    assert!(line.starts_with("time=\"") && line.contains(" level=error msg=\""), "{line}");
+    assert!(
+        line.starts_with("time=\"") && line.contains(" level=error msg=\""),
+        "{line}"
+    );
     assert!(line.contains("ghost"), "{line}");
 }
 

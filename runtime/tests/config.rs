@@ -44,7 +44,10 @@ fn readonly_root_refuses_writes() {
     if !isolate() {
         return;
     }
-    let env = Env::new("ro", &["sh", "-c", "touch /newfile && echo wrote; echo rc=$?"]);
+    let env = Env::new(
+        "ro",
+        &["sh", "-c", "touch /newfile && echo wrote; echo rc=$?"],
+    );
     env.edit(|c| c["root"]["readonly"] = json!(true));
     let out = env.run(&[]);
     assert_eq!(out.code(), Some(0), "{out:?}");
@@ -69,7 +72,10 @@ fn masked_paths_read_as_null_device() {
         .into_iter()
         .find(|f| std::path::Path::new(f).exists())
         .expect("a maskable /proc file");
-    assert!(fs::read_dir("/sys/firmware").unwrap().count() > 0, "host /sys/firmware is empty");
+    assert!(
+        fs::read_dir("/sys/firmware").unwrap().count() > 0,
+        "host /sys/firmware is empty"
+    );
     let script = format!("stat -c %t:%T {file}; wc -c < {file}; ls /sys/firmware | wc -l");
     let env = Env::new("mask", &["sh", "-c", &script]);
     env.edit(|c| {
@@ -116,8 +122,14 @@ fn capabilities_match_the_spec() {
         });
     });
     let out = run_ok(&env);
-    assert_eq!(status_field(&out, "CapEff:"), cap_mask(&["CAP_KILL", "CAP_NET_BIND_SERVICE"]));
-    assert_eq!(status_field(&out, "CapPrm:"), cap_mask(&["CAP_KILL", "CAP_NET_BIND_SERVICE"]));
+    assert_eq!(
+        status_field(&out, "CapEff:"),
+        cap_mask(&["CAP_KILL", "CAP_NET_BIND_SERVICE"])
+    );
+    assert_eq!(
+        status_field(&out, "CapPrm:"),
+        cap_mask(&["CAP_KILL", "CAP_NET_BIND_SERVICE"])
+    );
     assert_eq!(
         status_field(&out, "CapBnd:"),
         cap_mask(&["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"])
@@ -161,10 +173,19 @@ fn user_namespace_with_mappings() {
     if !isolate() {
         return;
     }
-    let env = Env::new("userns", &["sh", "-c",
-        "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map"]);
+    let env = Env::new(
+        "userns",
+        &[
+            "sh",
+            "-c",
+            "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map",
+        ],
+    );
     env.edit(|c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
         c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         // As runc's rootless spec: sysfs of the host's network namespace cannot be mounted from
@@ -175,14 +196,21 @@ fn user_namespace_with_mappings() {
                             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
             }
         }
-        c["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/sys/fs/cgroup");
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["destination"] != "/sys/fs/cgroup");
     });
     let out = run_ok(&env);
     let lines: Vec<String> = out
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
-    assert_eq!(lines, ["0", "0", "0 100000 65536", "0 100000 65536"], "{out:?}");
+    assert_eq!(
+        lines,
+        ["0", "0", "0 100000 65536", "0 100000 65536"],
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -203,7 +231,10 @@ fn joins_a_network_namespace_by_path() {
         if link != fs::read_link("/proc/self/ns/net").unwrap() {
             break link.to_string_lossy().into_owned();
         }
-        assert!(Instant::now() < deadline, "unshare --net did not take effect");
+        assert!(
+            Instant::now() < deadline,
+            "unshare --net did not take effect"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let env = Env::new("netns", &["readlink", "/proc/self/ns/net"]);
@@ -234,8 +265,14 @@ fn terminal_goes_over_the_console_socket() {
     let listener = UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
     let create = env
-        .command(&["create", "--console-socket", sock.to_str().unwrap(), "--bundle",
-            env.bundle_str(), &env.id])
+        .command(&[
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            env.bundle_str(),
+            &env.id,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -246,7 +283,10 @@ fn terminal_goes_over_the_console_socket() {
         match listener.accept() {
             Ok((conn, _)) => break conn,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "nobody connected to the console socket");
+                assert!(
+                    Instant::now() < deadline,
+                    "nobody connected to the console socket"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => panic!("accept: {e}"),
@@ -274,8 +314,14 @@ fn console_socket_without_terminal_is_refused() {
     let env = Env::new("notty", &["true"]);
     let sock = env.path("console.sock");
     let _listener = UnixListener::bind(&sock).unwrap();
-    let err = env.fails(&["create", "--console-socket", sock.to_str().unwrap(), "--bundle",
-        env.bundle_str(), &env.id]);
+    let err = env.fails(&[
+        "create",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        env.bundle_str(),
+        &env.id,
+    ]);
     assert!(err.contains("console socket"), "{err}");
     env.edit(|c| c["process"]["terminal"] = json!(true));
     let err = env.fails(&["run", "-d", "--bundle", env.bundle_str(), &env.id]);
@@ -338,13 +384,19 @@ fn hooks_get_the_state() {
         assert_eq!(s["pid"], pid, "{name}: {s}");
         assert_eq!(s["bundle"], bundle.to_str().unwrap(), "{name}: {s}");
     }
-    assert!(!out.join("poststart.json").exists(), "poststart ran before start");
+    assert!(
+        !out.join("poststart.json").exists(),
+        "poststart ran before start"
+    );
 
     env.ok(&["start", &env.id]);
     let s = read_hook(&out, "poststart");
     assert_eq!(s["status"], "running", "{s}");
     assert_eq!(s["pid"], pid, "{s}");
-    assert!(!out.join("poststop.json").exists(), "poststop ran before delete");
+    assert!(
+        !out.join("poststop.json").exists(),
+        "poststop ran before delete"
+    );
 
     env.ok(&["delete", "--force", &env.id]);
     let s = read_hook(&out, "poststop");

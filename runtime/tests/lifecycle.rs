@@ -60,7 +60,10 @@ fn create_start_kill_delete() {
     let state = env.state().expect("state after create");
     assert_eq!(state["status"], "created");
     assert_eq!(state["id"], env.id.as_str());
-    assert_eq!(state["bundle"], env.bundle.canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(
+        state["bundle"],
+        env.bundle.canonicalize().unwrap().to_str().unwrap()
+    );
     let pid = state["pid"].as_i64().unwrap();
     assert!(pid > 1, "pid {pid}");
     assert!(Path::new(&format!("/proc/{pid}")).exists());
@@ -68,11 +71,16 @@ fn create_start_kill_delete() {
     // The init waits for start: it has not exec'd `sleep` yet.
     let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_ne!(comm.trim(), "sleep");
-    assert!(!env.cgroup_dirs().is_empty(), "no cgroup for a created container");
+    assert!(
+        !env.cgroup_dirs().is_empty(),
+        "no cgroup for a created container"
+    );
 
     env.ok(&["start", &env.id]);
     assert_eq!(env.status(), "running");
-    let comm = wait_for_file(Path::new(&format!("/proc/{pid}/comm")), |c| c.trim() == "sleep");
+    let comm = wait_for_file(Path::new(&format!("/proc/{pid}/comm")), |c| {
+        c.trim() == "sleep"
+    });
     assert_eq!(comm.trim(), "sleep");
     assert_eq!(env.pid() as i64, pid);
 
@@ -164,12 +172,20 @@ fn pause_freezes_and_resume_thaws() {
     let env = Env::new("pause", &[]);
     let shared = env.share_out();
     env.edit(|c| {
-        c["process"]["args"] = json!(["sh", "-c",
-            "i=0; while true; do i=$((i+1)); echo $i > /out/count; sleep 0.02; done"]);
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /out/count; sleep 0.02; done"
+        ]);
     });
     env.run(&["-d"]);
     let count = shared.join("count");
-    let read = || fs::read_to_string(&count).unwrap_or_default().trim().to_string();
+    let read = || {
+        fs::read_to_string(&count)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
     wait_for_file(&count, |c| c.trim().parse::<u32>().is_ok_and(|n| n > 2));
 
     env.ok(&["pause", &env.id]);
@@ -201,14 +217,31 @@ fn exec_applies_its_process_settings() {
     let out = env.myrt(&["exec", id, "sh", "-c", "exit 5"]);
     assert_eq!(out.code(), Some(5), "{out:?}");
 
-    let out = env.ok(&["exec", "--env", "FOO=bar", "-e", "PATH=/bin", id, "sh", "-c",
-        "echo $FOO:$PATH"]);
+    let out = env.ok(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "-e",
+        "PATH=/bin",
+        id,
+        "sh",
+        "-c",
+        "echo $FOO:$PATH",
+    ]);
     assert_eq!(out, "bar:/bin\n");
 
     let out = env.ok(&["exec", "--cwd", "/tmp", id, "pwd"]);
     assert_eq!(out, "/tmp\n");
 
-    let out = env.ok(&["exec", "--user", "1000:1001", id, "sh", "-c", "id -u; id -g"]);
+    let out = env.ok(&[
+        "exec",
+        "--user",
+        "1000:1001",
+        id,
+        "sh",
+        "-c",
+        "id -u; id -g",
+    ]);
     assert_eq!(out, "1000\n1001\n");
 
     let out = env.ok(&["exec", "-u", "7", "--additional-gids", "50", id, "id", "-G"]);
@@ -238,7 +271,15 @@ fn exec_applies_its_process_settings() {
 
     // Detached: returns at once; the pid file names the process, which is in the container.
     let pid_file = env.path("exec.pid");
-    env.ok(&["exec", "-d", "--pid-file", pid_file.to_str().unwrap(), id, "sleep", "500"]);
+    env.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        id,
+        "sleep",
+        "500",
+    ]);
     let pid: i32 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     let ps: Vec<i64> = serde_json::from_str(&env.ok(&["ps", "--format", "json", id])).unwrap();
     assert!(ps.contains(&(pid as i64)), "{pid} not in {ps:?}");
@@ -256,12 +297,30 @@ fn exec_with_a_terminal_relays_output() {
     env.run(&["-d"]);
     let out = env.myrt(&["exec", "-t", &env.id, "sh", "-c", "tty; echo on-the-pty"]);
     assert_eq!(out.code(), Some(0), "{out:?}");
-    let lines: Vec<&str> = out.stdout.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
     assert!(lines[0].starts_with("/dev/pts/"), "{:?}", out.stdout);
     assert_eq!(lines[1], "on-the-pty");
     // The pty turns \n into \r\n: the output really went through a terminal.
     assert!(out.stdout.contains("\r\n"));
     env.ok(&["delete", "--force", &env.id]);
+}
+
+#[test]
+fn foreground_run_with_a_terminal_relays_output() {
+    if !isolate() {
+        return;
+    }
+    let env = Env::new("runtty", &["sh", "-c", "tty; echo on-the-pty; exit 6"]);
+    env.edit(|c| c["process"]["terminal"] = json!(true));
+    let out = env.run(&[]);
+    assert_eq!(out.code(), Some(6), "{out:?}");
+    assert!(out.stdout.starts_with("/dev/pts/0\r\n"), "{:?}", out.stdout);
+    assert!(out.stdout.contains("on-the-pty\r\n"), "{:?}", out.stdout);
+    env.assert_gone();
 }
 
 fn ps_json(env: &Env) -> Vec<i64> {
@@ -285,7 +344,14 @@ fn kill_all_reaches_every_process_and_ps_lists_them() {
         return;
     }
     // Once the sleeps are gone the init execs a sleep of its own, so it stays the only process.
-    let env = Env::new("killall", &["sh", "-c", "sleep 1001 & sleep 1002 & wait; exec sleep 1003"]);
+    let env = Env::new(
+        "killall",
+        &[
+            "sh",
+            "-c",
+            "sleep 1001 & sleep 1002 & wait; exec sleep 1003",
+        ],
+    );
     env.run(&["-d"]);
     let pids = wait_pids(&env, 3);
     assert_eq!(pids.len(), 3, "{pids:?}");
@@ -296,7 +362,10 @@ fn kill_all_reaches_every_process_and_ps_lists_them() {
     assert!(lines.next().unwrap().contains("PID"), "{table}");
     let body: Vec<&str> = lines.collect();
     assert_eq!(body.len(), 3, "{table}");
-    assert!(table.contains("sleep 1001") && table.contains("sleep 1002"), "{table}");
+    assert!(
+        table.contains("sleep 1001") && table.contains("sleep 1002"),
+        "{table}"
+    );
 
     // SIGTERM to the init alone: sh as pid 1 of its namespace ignores it, nothing changes.
     env.ok(&["kill", &env.id, "TERM"]);
@@ -336,9 +405,18 @@ fn list_shows_containers() {
     let table = a.ok(&["list"]);
     let header = table.lines().next().unwrap();
     assert!(header.starts_with("ID") && header.contains("STATUS") && header.ends_with("OWNER"));
-    let row_a = table.lines().find(|l| l.starts_with(&a.id)).expect("row of a");
-    assert!(row_a.contains("running") && row_a.ends_with("root"), "{row_a}");
-    let row_b = table.lines().find(|l| l.starts_with(&b.id)).expect("row of b");
+    let row_a = table
+        .lines()
+        .find(|l| l.starts_with(&a.id))
+        .expect("row of a");
+    assert!(
+        row_a.contains("running") && row_a.ends_with("root"),
+        "{row_a}"
+    );
+    let row_b = table
+        .lines()
+        .find(|l| l.starts_with(&b.id))
+        .expect("row of b");
     assert!(row_b.contains("created"), "{row_b}");
 
     let json: Value = serde_json::from_str(&a.ok(&["list", "--format", "json"])).unwrap();
@@ -359,8 +437,14 @@ fn foreground_run_forwards_signals() {
     if !isolate() {
         return;
     }
-    let env = Env::new("fwd", &["sh", "-c",
-        "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.05; done"]);
+    let env = Env::new(
+        "fwd",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        ],
+    );
     let out_path = env.path("fg.out");
     let child = env
         .command(&["run", "--bundle", env.bundle_str(), &env.id])
@@ -414,7 +498,14 @@ fn preserve_fds_passes_extra_descriptors() {
     fs::write(&data, "through fd 3\n").unwrap();
     let file = fs::File::open(&data).unwrap();
     let out_path = env.path("fds.out");
-    let mut cmd = env.command(&["run", "--preserve-fds", "1", "--bundle", env.bundle_str(), &env.id]);
+    let mut cmd = env.command(&[
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        env.bundle_str(),
+        &env.id,
+    ]);
     cmd.stdin(Stdio::null())
         .stdout(fs::File::create(&out_path).unwrap())
         .stderr(Stdio::inherit());

@@ -238,6 +238,15 @@ impl ProcessIo {
         stderr: &OutputUri,
         ctx: &IoContext,
     ) -> Result<(Sink, Sink)> {
+        if let (OutputUri::Binary { .. }, OutputUri::Binary { .. }) = (stdout, stderr) {
+            if stdout != stderr {
+                return Err(StdioError::Uri {
+                    what: "stderr",
+                    uri: format!("{stderr:?}"),
+                    why: "names another logging binary than stdout; one logger serves both".into(),
+                });
+            }
+        }
         let binary = [stdout, stderr]
             .into_iter()
             .find(|u| matches!(u, OutputUri::Binary { .. }));
@@ -250,11 +259,10 @@ impl ProcessIo {
         let mut sink = |uri: &OutputUri, logger: Option<OwnedFd>| -> Result<Sink> {
             Ok(match uri {
                 OutputUri::Null => Sink::Null,
-                OutputUri::Binary { .. } => Sink::Fd(logger.ok_or_else(|| StdioError::Uri {
-                    what: "stderr",
-                    uri: format!("{uri:?}"),
-                    why: "a second logging binary is not supported".into(),
-                })?),
+                OutputUri::Binary { .. } => match logger {
+                    Some(fd) => Sink::Fd(fd),
+                    None => Sink::Null,
+                },
                 OutputUri::File(path) => {
                     if let Some((p, fd)) = &shared_file {
                         if p == path {

@@ -4,6 +4,13 @@
 //! Run as root: `cargo test -p myrt-tests --test e2e_ctr`. Each test re-runs itself in a private
 //! mount + pid namespace unless scripts/test.sh already made one (see scripts/README.md).
 //! Commands are absolute paths: with `--rootfs` ctr puts no PATH in the process env.
+//! ctr 1.6.20 has no `tasks wait`: exit codes are read from `ctr run`, from an attached
+//! `ctr tasks start` (which waits, then deletes the task) and from `ctr tasks delete`, which
+//! reports a non-zero status of a detached task ("exit code N").
+//!
+//! Validated against containerd's runc shim (MYRT_E2E_RUNTIME=io.containerd.runc.v2): all pass;
+//! `log_uri_file_captures_stdout_and_stderr` fails now and then with runc's shim, which can drop
+//! stderr of a process that exits at once ("error copying stderr" in its log).
 
 use std::fs;
 use std::process::Command;
@@ -218,6 +225,32 @@ fn exec_from_rootfs() {
 
 // ---- task verbs ----
 
+/// The cgroup freezer state of `pid`'s cgroup: v1 `freezer.state` (FROZEN, THAWED, FREEZING),
+/// or v2 `cgroup.freeze` read as FROZEN/THAWED on a pure v2 host.
+fn freezer_state(pid: u32) -> Option<String> {
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    if let Some(path) = cgroups.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+        ctrl.split(',')
+            .any(|c| c == "freezer")
+            .then(|| path.to_string())
+    }) {
+        let state = fs::read_to_string(format!("/sys/fs/cgroup/freezer{path}/freezer.state"));
+        return state.ok().map(|s| s.trim().to_string());
+    }
+    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let frozen = fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.freeze")).ok()?;
+    Some(
+        if frozen.trim() == "1" {
+            "FROZEN"
+        } else {
+            "THAWED"
+        }
+        .to_string(),
+    )
+}
+
 #[test]
 fn pause_and_resume() {
     if !isolate() {
@@ -227,17 +260,10 @@ fn pause_and_resume() {
     let task = run_detached(&cd, Source::Image, &[], "pz");
     cd.ctr(["tasks", "pause", "pz"]).ok();
     assert_eq!(cd.task("pz").map(|t| t.status).as_deref(), Some("PAUSED"));
-    let state = fs::read_to_string(format!("/proc/{}/stat", task.pid)).unwrap_or_default();
-    let letter = state
-        .rsplit_once(')')
-        .map(|(_, r)| r.trim_start().chars().next());
-    // A frozen task sleeps in the freezer (D on cgroup v1, S on v2), never runs.
-    assert!(
-        matches!(letter, Some(Some('D' | 'S'))),
-        "paused init state: {state}"
-    );
+    assert_eq!(freezer_state(task.pid).as_deref(), Some("FROZEN"));
     cd.ctr(["tasks", "resume", "pz"]).ok();
     assert_eq!(cd.task("pz").map(|t| t.status).as_deref(), Some("RUNNING"));
+    assert_eq!(freezer_state(task.pid).as_deref(), Some("THAWED"));
     // It really runs again: an exec completes.
     cd.ctr(["tasks", "exec", "--exec-id", "after", "pz", "/bin/true"])
         .ok();

@@ -63,7 +63,7 @@ pub enum BpfError {
     Open(std::io::Error),
     #[error("load eBPF device program: {errno} (verifier log: {log})")]
     Load { errno: Errno, log: String },
-    #[error("query the attached eBPF device programs: {0}")]
+    #[error("query the attached eBPF device programs: {0}{hint}", hint = cgroup_hint(*.0))]
     Query(Errno),
     #[error("the attached eBPF device programs kept changing while listing them; retry")]
     QueryUnstable,
@@ -199,9 +199,11 @@ fn block(ex: &DeviceException, allow: bool) -> Vec<Insn> {
         DeviceKind::Char => DEV_CHAR,
     };
     let mut b = vec![jmp_imm(BPF_JMP, BPF_JNE, R2, kind)];
+    let mut jumps = vec![0];
     if ex.access != ACC_ALL {
         b.push(mov32_reg(R1, R3));
         b.push(alu32_imm(BPF_AND, R1, i32::from(ex.access)));
+        jumps.push(b.len());
         b.push(if allow {
             // an allow must grant every requested bit (v1's match_exception)
             jmp_reg(BPF_JNE, R1, R3)
@@ -210,18 +212,16 @@ fn block(ex: &DeviceException, allow: bool) -> Vec<Insn> {
             jmp_imm(BPF_JMP, BPF_JEQ, R1, 0)
         });
     }
-    if let Some(major) = ex.major {
-        b.push(jne_u32(R4, major));
+    for (reg, number) in [(R4, ex.major), (R5, ex.minor)] {
+        if let Some(n) = number {
+            jumps.push(b.len());
+            b.push(jne_u32(reg, n));
+        }
     }
-    if let Some(minor) = ex.minor {
-        b.push(jne_u32(R5, minor));
-    }
-    let tests = b.len();
     b.extend([alu32_imm(BPF_MOV, R0, i32::from(allow)), exit()]);
-    // every test jumps to the first instruction after the block (at most 8 instructions)
-    let len = b.len();
-    for (i, insn) in b.iter_mut().enumerate().take(tests) {
-        insn.off = (len - i - 1) as i16;
+    // every test jumps to the first instruction after the block (at most 9 instructions)
+    for j in jumps {
+        b[j].off = (b.len() - j - 1) as i16;
     }
     b
 }
@@ -301,7 +301,11 @@ pub fn load(insns: &[Insn]) -> Result<OwnedFd, BpfError> {
     };
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     let text = String::from_utf8_lossy(&buf[..end]);
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let log = match lines.len() {
         0 => "empty".to_string(),
         // the end of the log holds the verdict
@@ -400,13 +404,20 @@ fn attach_cmd(
     sys_bpf(cmd, &mut attr).map(drop)
 }
 
+/// The kernel answers EBADF for a directory that is not a cgroup2 one.
+fn cgroup_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EBADF => " (is the directory a cgroup v2 cgroup?)",
+        _ => "",
+    }
+}
+
 fn attach_error(errno: Errno) -> BpfError {
     let hint = match errno {
-        Errno::EBADF => " (is the directory a cgroup v2 cgroup?)",
         Errno::EPERM => {
             " (needs CAP_SYS_ADMIN; or a program without BPF_F_ALLOW_MULTI holds the cgroup)"
         }
-        _ => "",
+        e => cgroup_hint(e),
     };
     BpfError::Attach { errno, hint }
 }
@@ -419,8 +430,24 @@ pub fn open_cgroup(dir: &Path) -> Result<OwnedFd, BpfError> {
 }
 
 /// Ids of the device programs attached to the cgroup at `dir` itself.
+#[cfg(test)]
 pub fn attached(dir: &Path) -> Result<Vec<u32>, BpfError> {
     query(open_cgroup(dir)?.as_fd())
+}
+
+/// Attaches `insns` next to the programs already there, as a second runtime might.
+#[cfg(test)]
+pub fn attach_beside(dir: &Path, insns: &[Insn]) -> Result<(), BpfError> {
+    let cgroup = open_cgroup(dir)?;
+    let prog = load(insns)?;
+    attach_cmd(
+        BPF_PROG_ATTACH,
+        cgroup.as_fd(),
+        prog.as_fd(),
+        BPF_F_ALLOW_MULTI,
+        None,
+    )
+    .map_err(attach_error)
 }
 
 /// Makes `insns` the one device program of the cgroup at `dir`. Every device program attached
@@ -461,4 +488,333 @@ pub fn install(dir: &Path, insns: &[Insn]) -> Result<(), BpfError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::devices::{rules_with_defaults, ACC_MKNOD, ACC_READ, ACC_WRITE};
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+
+    fn rules(json: &str) -> Vec<LinuxDeviceCgroup> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn program(rules: &[LinuxDeviceCgroup]) -> (DevicePolicy, Vec<Insn>) {
+        let policy = DevicePolicy::from_rules(rules).unwrap();
+        let insns = device_program(&policy);
+        check_structure(&insns);
+        (policy, insns)
+    }
+
+    const CTX: usize = 11; // a register value no program can make: "points to the context"
+
+    /// A tiny interpreter for the instructions [`device_program`] emits, with the verifier's
+    /// basic rules: no uninitialised register is read, only R1 (the context) is dereferenced,
+    /// every jump stays inside the program, and R0 is set at exit.
+    fn run(prog: &[Insn], kind: DeviceKind, major: u32, minor: u32, access: u8) -> bool {
+        let kind = match kind {
+            DeviceKind::Block => 1u32,
+            DeviceKind::Char => 2,
+        };
+        let ctx = [(u32::from(access) << 16) | kind, major, minor];
+        let mut reg = [None::<u64>; 11];
+        let mut is_ctx = [false; 11];
+        is_ctx[R1 as usize] = true;
+        reg[R1 as usize] = Some(CTX as u64);
+        let mut pc = 0usize;
+        for _ in 0..=prog.len() {
+            assert!(pc < prog.len(), "pc {pc} fell off the program");
+            let i = prog[pc];
+            let (d, s) = (usize::from(i.dst()), usize::from(i.src()));
+            let get =
+                |r: usize| reg[r].unwrap_or_else(|| panic!("pc {pc}: r{r} read uninitialised"));
+            let imm64 = i64::from(i.imm) as u64; // 64-bit ops sign-extend the immediate
+                                                 // (value written to dst, jump taken)
+            let (value, taken) = match i.code {
+                0x61 => {
+                    let ok = is_ctx[s] && (0..=8).contains(&i.off) && i.off % 4 == 0;
+                    assert!(ok, "pc {pc}: load from r{s}{:+}", i.off);
+                    (Some(u64::from(ctx[i.off as usize / 4])), false)
+                }
+                0x54 => (Some(u64::from(get(d) as u32 & i.imm as u32)), false),
+                0x74 => (Some(u64::from((get(d) as u32) >> i.imm)), false),
+                0xb4 => (Some(u64::from(i.imm as u32)), false),
+                0xbc => (Some(u64::from(get(s) as u32)), false),
+                0x55 => (None, get(d) != imm64),
+                0x15 => (None, get(d) == imm64),
+                0x5d => (None, get(d) != get(s)),
+                0x56 => (None, get(d) as u32 != i.imm as u32),
+                0x95 => {
+                    assert!(!is_ctx[0], "R0 holds a pointer at exit");
+                    return match get(0) {
+                        0 => false,
+                        1 => true,
+                        v => panic!("the program returned {v}"),
+                    };
+                }
+                c => panic!("pc {pc}: opcode {c:#x} is outside the subset"),
+            };
+            if let Some(v) = value {
+                reg[d] = Some(v);
+                is_ctx[d] = false;
+            }
+            pc += 1;
+            if taken {
+                pc += i.off as usize;
+            }
+        }
+        panic!("the program did not exit within {} steps", prog.len() + 1);
+    }
+
+    /// Ends with exit; every jump lands forward inside the program; every instruction can be
+    /// reached (the verifier refuses unreachable code).
+    fn check_structure(prog: &[Insn]) {
+        assert!(prog.len() >= 8, "{prog:?}");
+        assert_eq!(prog.last(), Some(&exit()));
+        let mut reached = vec![false; prog.len()];
+        reached[0] = true;
+        for (pc, i) in prog.iter().enumerate() {
+            if !reached[pc] {
+                panic!("instruction {pc} is unreachable: {prog:?}");
+            }
+            let class = i.code & 0x07;
+            let jumps = (class == BPF_JMP || class == BPF_JMP32) && i.code != BPF_JMP | BPF_EXIT;
+            if jumps {
+                let target = pc + 1 + i.off as usize;
+                assert!(
+                    i.off >= 0 && target < prog.len(),
+                    "jump at {pc} to {target}"
+                );
+                reached[target] = true;
+            } else if i.off != 0 && class != BPF_LDX {
+                panic!("instruction {pc} has an offset: {i:?}");
+            }
+            if i.code != BPF_JMP | BPF_EXIT && pc + 1 < prog.len() {
+                reached[pc + 1] = true;
+            }
+        }
+    }
+
+    /// The OCI rules read naively: the last rule naming the device and the access wins; none
+    /// means deny. This agrees with v1 (and [`DevicePolicy`]) for one access bit at a time, as
+    /// long as no rule takes access away from a narrower exception an earlier rule made.
+    fn last_match(
+        rules: &[LinuxDeviceCgroup],
+        kind: DeviceKind,
+        major: u32,
+        minor: u32,
+        bit: u8,
+    ) -> bool {
+        let num = |n: Option<i64>, v: u32| matches!(n, None | Some(-1)) || n == Some(i64::from(v));
+        let names = |r: &&LinuxDeviceCgroup| {
+            let access = r
+                .access()
+                .as_deref()
+                .filter(|a| !a.is_empty())
+                .unwrap_or("rwm");
+            let letter = match bit {
+                ACC_READ => 'r',
+                ACC_WRITE => 'w',
+                _ => 'm',
+            };
+            match r.typ().unwrap_or(LinuxDeviceType::A) {
+                LinuxDeviceType::A => true,
+                t => {
+                    let t_kind = if t == LinuxDeviceType::B {
+                        DeviceKind::Block
+                    } else {
+                        DeviceKind::Char
+                    };
+                    t_kind == kind
+                        && num(r.major(), major)
+                        && num(r.minor(), minor)
+                        && access.contains(letter)
+                }
+            }
+        };
+        rules.iter().rev().find(names).is_some_and(|r| r.allow())
+    }
+
+    const MAJORS: [u32; 9] = [0, 1, 5, 8, 10, 136, 2_147_483_647, 2_147_483_648, u32::MAX];
+    const MINORS: [u32; 7] = [0, 3, 5, 7, 200, 2_147_483_648, u32::MAX];
+
+    /// Runs every sample request through the program and compares with the policy (all access
+    /// combinations) and with [`last_match`] (single bits). Returns how many were allowed.
+    fn agree(rules: &[LinuxDeviceCgroup]) -> usize {
+        let (policy, prog) = program(rules);
+        let mut allowed = 0;
+        for kind in [DeviceKind::Block, DeviceKind::Char] {
+            for (major, minor) in MAJORS
+                .iter()
+                .flat_map(|a| MINORS.iter().map(move |b| (*a, *b)))
+            {
+                for access in 1..=ACC_ALL {
+                    let got = run(&prog, kind, major, minor, access);
+                    let want = policy.allows(kind, major, minor, access);
+                    let req = format!("{kind:?} {major}:{minor} access {access:#b}");
+                    assert_eq!(got, want, "{req} under {policy:?}");
+                    if access.count_ones() == 1 {
+                        let naive = last_match(rules, kind, major, minor, access);
+                        assert_eq!(got, naive, "{req}: program vs the rules read in order");
+                    }
+                    allowed += usize::from(got);
+                }
+            }
+        }
+        allowed
+    }
+
+    #[test]
+    fn cgroups_bpf_deny_all_stream() {
+        let (_, prog) = program(&rules(r#"[{"allow":false,"access":"rwm"}]"#));
+        let expected = [
+            ldx_w(R2, R1, 0),
+            alu32_imm(BPF_AND, R2, 0xffff),
+            ldx_w(R3, R1, 0),
+            alu32_imm(BPF_RSH, R3, 16),
+            ldx_w(R4, R1, 4),
+            ldx_w(R5, R1, 8),
+            alu32_imm(BPF_MOV, R0, 0),
+            exit(),
+        ];
+        assert_eq!(prog, expected);
+        // the kernel's encoding of the first and the last instruction
+        assert_eq!(std::mem::size_of::<Insn>(), 8);
+        assert_eq!((prog[0].code, prog[0].dst(), prog[0].src()), (0x61, 2, 1));
+        assert_eq!((prog[7].code, prog[7].off, prog[7].imm), (0x95, 0, 0));
+        assert_eq!(agree(&rules(r#"[{"allow":false,"access":"rwm"}]"#)), 0);
+    }
+
+    #[test]
+    fn cgroups_bpf_allow_one_device() {
+        let list = rules(
+            r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]"#,
+        );
+        let (_, prog) = program(&list);
+        // loads, then: type, major, minor tests (rwm needs no access test), mov, exit; default
+        assert_eq!(prog.len(), 6 + 5 + 2);
+        assert_eq!(
+            prog[6],
+            Insn {
+                off: 4,
+                ..jmp_imm(BPF_JMP, BPF_JNE, R2, 2)
+            }
+        );
+        assert_eq!(
+            prog[7],
+            Insn {
+                off: 3,
+                ..jmp_imm(BPF_JMP, BPF_JNE, R4, 1)
+            }
+        );
+        assert_eq!(
+            prog[8],
+            Insn {
+                off: 2,
+                ..jmp_imm(BPF_JMP, BPF_JNE, R5, 3)
+            }
+        );
+        assert_eq!((prog[9].imm, prog[12].imm), (1, 0));
+        assert!(run(&prog, DeviceKind::Char, 1, 3, ACC_READ | ACC_WRITE));
+        assert!(!run(&prog, DeviceKind::Char, 1, 7, ACC_READ));
+        assert!(!run(&prog, DeviceKind::Block, 1, 3, ACC_READ));
+        assert_eq!(agree(&list), 7); // one device, seven access combinations
+    }
+
+    #[test]
+    fn cgroups_bpf_wildcards_and_access_subsets() {
+        let list = rules(
+            r#"[{"allow":false},{"allow":true,"type":"c","minor":5,"access":"r"},
+            {"allow":true,"type":"b","major":8,"access":"rw"},{"allow":true,"type":"c","major":136,"minor":-1},
+            {"allow":true,"type":"c","major":-1,"minor":-1,"access":"m"},
+            {"allow":true,"type":"u","major":4294967295,"minor":2147483648,"access":"w"}]"#,
+        );
+        let (_, prog) = program(&list);
+        assert!(run(&prog, DeviceKind::Char, 7, 5, ACC_READ));
+        assert!(!run(&prog, DeviceKind::Char, 7, 5, ACC_READ | ACC_WRITE));
+        assert!(run(&prog, DeviceKind::Block, 8, 16, ACC_WRITE));
+        assert!(!run(&prog, DeviceKind::Block, 8, 16, ACC_MKNOD));
+        assert!(run(&prog, DeviceKind::Char, 136, 9, ACC_ALL));
+        assert!(run(&prog, DeviceKind::Char, 99, 9, ACC_MKNOD));
+        assert!(run(
+            &prog,
+            DeviceKind::Char,
+            u32::MAX,
+            2_147_483_648,
+            ACC_WRITE
+        ));
+        assert!(!run(&prog, DeviceKind::Char, u32::MAX, 0, ACC_WRITE));
+        // numbers past i32::MAX use the 32-bit compare
+        assert!(prog
+            .iter()
+            .any(|i| i.code == BPF_JMP32 | BPF_JNE | BPF_K && i.imm == -1));
+        agree(&list);
+        // the container default: containerd's deny-all plus runc's default devices
+        let defaults = rules_with_defaults(&rules(r#"[{"allow":false,"access":"rwm"}]"#), &[]);
+        agree(&defaults);
+    }
+
+    #[test]
+    fn cgroups_bpf_type_a_and_default_allow() {
+        let list = rules(
+            r#"[{"allow":false},{"allow":true,"type":"c","major":1,"minor":3},{"allow":true,"type":"a","access":"rwm"}]"#,
+        );
+        let (policy, prog) = program(&list);
+        assert!(policy.allows_everything());
+        assert_eq!(prog[6..], [alu32_imm(BPF_MOV, R0, 1), exit()]);
+        assert_eq!(agree(&list), 2 * MAJORS.len() * MINORS.len() * 7);
+
+        let deny = rules(
+            r#"[{"allow":true,"type":"a"},{"allow":false,"type":"c","major":1,"minor":7,"access":"w"},
+            {"allow":false,"type":"b","access":"m"},{"allow":false,"type":"c","major":10,"access":"rw"},
+            {"allow":true,"type":"c","major":10,"access":"r"}]"#,
+        );
+        let (_, prog) = program(&deny);
+        assert!(run(&prog, DeviceKind::Char, 1, 7, ACC_READ));
+        assert!(!run(&prog, DeviceKind::Char, 1, 7, ACC_READ | ACC_WRITE));
+        assert!(!run(&prog, DeviceKind::Block, 8, 0, ACC_MKNOD));
+        assert!(run(&prog, DeviceKind::Char, 10, 200, ACC_READ | ACC_MKNOD));
+        assert!(!run(&prog, DeviceKind::Char, 10, 200, ACC_WRITE));
+        agree(&deny);
+        // "a" in the middle resets what came before it
+        agree(&rules(
+            r#"[{"allow":true,"type":"c","major":1,"minor":3},{"allow":false,"type":"a"},
+            {"allow":true,"type":"b","major":7,"minor":0,"access":"r"}]"#,
+        ));
+    }
+
+    #[test]
+    fn cgroups_bpf_narrow_allow_survives_wider_deny_like_v1() {
+        // v1 removes only the exception with exactly the same numbers, so c 1:3 r stays; runc's
+        // emulator agrees, and so does the program: this is where reading "last rule wins" is wrong
+        let list = rules(
+            r#"[{"allow":false},{"allow":true,"type":"c","major":1,"minor":3,"access":"r"},
+            {"allow":true,"type":"c","major":1,"access":"r"},{"allow":false,"type":"c","major":1,"access":"r"}]"#,
+        );
+        let (_, prog) = program(&list);
+        assert!(run(&prog, DeviceKind::Char, 1, 3, ACC_READ));
+        assert!(!run(&prog, DeviceKind::Char, 1, 5, ACC_READ));
+        assert!(!last_match(&list, DeviceKind::Char, 1, 3, ACC_READ));
+    }
+
+    #[test]
+    fn cgroups_bpf_load_errors_are_explained() {
+        // an invalid program: it reads R0 before setting it
+        let bad = [exit()];
+        match load(&bad) {
+            Ok(_) => panic!("the kernel loaded a program that exits with R0 unset"),
+            Err(e) => {
+                let text = e.to_string();
+                eprintln!("{text}");
+                assert!(text.starts_with("load eBPF device program: "), "{text}");
+                if e.errno() == Some(Errno::EACCES) || e.errno() == Some(Errno::EINVAL) {
+                    // privileged enough to reach the verifier: its verdict is in the error
+                    assert!(text.contains("R0 !read_ok"), "{text}");
+                } else {
+                    assert_eq!(e.errno(), Some(Errno::EPERM), "{text}");
+                }
+            }
+        }
+    }
 }

@@ -215,9 +215,9 @@ fn parse_rule(rule: &LinuxDeviceCgroup) -> Result<Option<DeviceException>, Cgrou
     }
     let num = |n: Option<i64>| match n {
         None | Some(-1) => Ok(None),
-        Some(v) => u32::try_from(v).map(Some).map_err(|_| {
-            invalid_rule(rule, "major and minor must be -1 (any) or 0..=4294967295")
-        }),
+        Some(v) => u32::try_from(v)
+            .map(Some)
+            .map_err(|_| invalid_rule(rule, "major and minor must be -1 (any) or 0..=4294967295")),
     };
     let (major, minor) = (num(rule.major())?, num(rule.minor())?);
     let kind = match rule.typ().unwrap_or(LinuxDeviceType::A) {
@@ -225,7 +225,10 @@ fn parse_rule(rule: &LinuxDeviceCgroup) -> Result<Option<DeviceException>, Cgrou
         LinuxDeviceType::B => DeviceKind::Block,
         LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
         LinuxDeviceType::P => {
-            return Err(invalid_rule(rule, "type p (fifo) has no device cgroup rule"))
+            return Err(invalid_rule(
+                rule,
+                "type p (fifo) has no device cgroup rule",
+            ))
         }
     };
     Ok(Some(DeviceException {
@@ -345,26 +348,36 @@ mod tests {
         let full = DevicePolicy::from_rules(&rules_with_defaults(&containerd, &[])).unwrap();
         assert!(!full.default_allow);
         assert_eq!(full.exceptions.len(), default_allowed_rules().len());
-        assert_eq!(full.exceptions[0], ex(Char, None, None, ACC_MKNOD)); // wildcards first
-        assert_eq!(full.exceptions[1], ex(Block, None, None, ACC_MKNOD));
-        assert!(full.exceptions.contains(&ex(Char, Some(136), None, ACC_ALL)));
-        assert_eq!(full.exceptions[0].to_string(), "c *:* m");
+        // sorted by type, then numbers, wildcards first
+        assert_eq!(full.exceptions[0], ex(Block, None, None, ACC_MKNOD));
+        assert_eq!(full.exceptions[1], ex(Char, None, None, ACC_MKNOD));
+        assert_eq!(full.exceptions[2], ex(Char, Some(1), Some(3), ACC_ALL));
+        assert!(full
+            .exceptions
+            .contains(&ex(Char, Some(136), None, ACC_ALL)));
+        assert_eq!(full.exceptions[1].to_string(), "c *:* m");
+        assert_eq!(full.exceptions[2].to_string(), "c 1:3 rwm");
 
         // an empty list is deny-all here; the backends skip it before asking
         assert_eq!(p("[]").unwrap().exceptions, []);
         assert!(!p("[]").unwrap().default_allow);
         // "a" resets, whatever came before
-        let reset = p(r#"[{"allow":true,"type":"c","major":1,"minor":3},{"allow":true,"type":"a"}]"#);
+        let reset =
+            p(r#"[{"allow":true,"type":"c","major":1,"minor":3},{"allow":true,"type":"a"}]"#);
         assert!(reset.unwrap().allows_everything());
         // same (type, major, minor): access merges and is taken away bit by bit
-        let merged = p(r#"[{"allow":true,"type":"c","major":1,"minor":3,"access":"r"},
+        let merged = p(
+            r#"[{"allow":true,"type":"c","major":1,"minor":3,"access":"r"},
             {"allow":true,"type":"c","major":1,"minor":3,"access":"w"},
             {"allow":false,"type":"c","major":1,"minor":3,"access":"r"},
-            {"allow":false,"type":"c","major":1,"minor":5,"access":"rwm"}]"#)
+            {"allow":false,"type":"c","major":1,"minor":5,"access":"rwm"}]"#,
+        )
         .unwrap();
         assert_eq!(merged.exceptions, [ex(Char, Some(1), Some(3), ACC_WRITE)]);
-        let gone = p(r#"[{"allow":true,"type":"b","major":8,"minor":0,"access":"rw"},
-            {"allow":false,"type":"b","major":8,"minor":0,"access":"rwm"}]"#);
+        let gone = p(
+            r#"[{"allow":true,"type":"b","major":8,"minor":0,"access":"rw"},
+            {"allow":false,"type":"b","major":8,"minor":0,"access":"rwm"}]"#,
+        );
         assert_eq!(gone.unwrap().exceptions, []);
         // default allow: deny rules are the exceptions
         let deny = p(r#"[{"allow":true,"type":"a"},{"allow":false,"type":"c","major":1,"minor":7,"access":"w"}]"#)
@@ -389,16 +402,23 @@ mod tests {
             r#"[{"allow":true,"type":"p"}]"#,
         ] {
             let e = p(json).unwrap_err().to_string();
-            assert!(e.starts_with("linux.resources.devices: invalid value"), "{e}");
+            assert!(
+                e.starts_with("linux.resources.devices: invalid value"),
+                "{e}"
+            );
         }
-        let e = p(r#"[{"allow":false},{"allow":true,"type":"c","major":1,"access":"rw"},
-            {"allow":false,"type":"c","major":1,"minor":3,"access":"w"}]"#)
+        let e = p(
+            r#"[{"allow":false},{"allow":true,"type":"c","major":1,"access":"rw"},
+            {"allow":false,"type":"c","major":1,"minor":3,"access":"w"}]"#,
+        )
         .unwrap_err()
         .to_string();
         assert!(e.contains("wildcard rule \"c 1:* w\""), "{e}");
         // a disjoint access is no hole: the wildcard grants no m
-        assert!(p(r#"[{"allow":false},{"allow":true,"type":"c","major":1,"access":"rw"},
-            {"allow":false,"type":"c","major":1,"minor":3,"access":"m"}]"#)
+        assert!(p(
+            r#"[{"allow":false},{"allow":true,"type":"c","major":1,"access":"rw"},
+            {"allow":false,"type":"c","major":1,"minor":3,"access":"m"}]"#
+        )
         .is_ok());
         // 2^32-1 is a valid number (it matches no real device)
         assert!(p(r#"[{"allow":true,"type":"c","major":4294967295,"minor":0}]"#).is_ok());

@@ -4,9 +4,9 @@
 //! A manager is created from the spec's `linux.cgroupsPath` with [`new_manager`], saved in the
 //! state file as a [`CgroupConfig`] and rebuilt by another process with [`load_manager`].
 //! A new container's device rules should go through [`devices::rules_with_defaults`] first, as
-//! runc's specconv does; on v2 any restricting rule list is refused as
-//! [`CgroupError::Unsupported`] until an eBPF device program exists.
+//! runc's specconv does; on v2 they become an eBPF device program ([`bpf`]).
 
+mod bpf;
 pub mod devices;
 mod fs;
 mod mountinfo;
@@ -34,6 +34,11 @@ const UNIFIED_KEY: &str = "unified";
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     /// `op` is "read", "mkdir", "rmdir" or "read_dir".
+    #[error("linux.resources.devices: {path}: {source}")]
+    Bpf {
+        path: PathBuf,
+        source: bpf::BpfError,
+    },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -153,7 +158,7 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
     fn create(&self) -> Result<(), CgroupError>;
     fn add_task(&self, pid: Pid) -> Result<(), CgroupError>;
     /// Writes the limits. Fields this host cannot apply fail with an error naming the field;
-    /// on v2, device rules fail with [`CgroupError::Unsupported`] before anything is written.
+    /// on v2 the device rules are checked and installed (eBPF) before anything else is written.
     fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
     fn freeze(&self) -> Result<(), CgroupError>;
     fn thaw(&self) -> Result<(), CgroupError>;

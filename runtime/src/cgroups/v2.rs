@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
-// bpf.rs sits next to this file; only this backend uses it
-#[path = "bpf.rs"]
-mod bpf;
+use super::bpf;
 
 use super::devices::DevicePolicy;
 use super::fs::{self, Knob};
@@ -183,10 +181,9 @@ impl V2Manager {
                 log::warn!("linux.resources.devices: allow-all program not installed: {e}");
                 Ok(())
             }
-            Err(e) => Err(CgroupError::Io {
-                op: "linux.resources.devices:",
+            Err(source) => Err(CgroupError::Bpf {
                 path: self.dir.clone(),
-                source: std::io::Error::other(e),
+                source,
             }),
         }
     }
@@ -570,25 +567,36 @@ mod tests {
     #[test]
     fn cgroups_v2_refusals_name_the_field() {
         let (_tmp, m) = fake();
-        // containerd's default rule list (deny all) cannot be enforced without eBPF
+        // a plain directory is no cgroup2: the kernel refuses the device program (EBADF from
+        // BPF_PROG_QUERY as root, EPERM from BPF_PROG_LOAD otherwise), before any file is written
         let e = m
             .apply(&res(
                 r#"{"devices":[{"allow":false,"access":"rwm"}],"pids":{"limit":5}}"#,
             ))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
-            e.is_unsupported() && e.to_string().starts_with("linux.resources.devices: "),
+            e.starts_with(&format!("linux.resources.devices: {}: ", m.dir.display())),
             "{e}"
         );
+        assert!(e.contains("eBPF device program"), "{e}");
         assert_eq!(
             get(&m, "pids.max"),
             "",
             "nothing is written before a refusal"
         );
-        m.apply(&res(
-            r#"{"devices":[{"allow":true,"type":"a","access":"rwm"}]}"#,
-        ))
-        .unwrap();
+        // a rule the device cgroup cannot express fails before bpf(2)
+        let e = m
+            .apply(&res(
+                r#"{"devices":[{"allow":false},{"allow":true,"type":"c","major":1,"access":"rw"},
+                {"allow":false,"type":"c","major":1,"minor":3,"access":"w"}]}"#,
+            ))
+            .unwrap_err();
+        assert!(matches!(e, CgroupError::InvalidValue { .. }), "{e}");
+        // an empty list leaves the device program alone, as v1 leaves devices.list
+        m.apply(&res(r#"{"devices":[],"pids":{"limit":5}}"#))
+            .unwrap();
+        assert_eq!(get(&m, "pids.max"), "5");
         for (json, field) in [
             (
                 r#"{"hugepageLimits":[{"pageSize":"2MB","limit":1}]}"#,
@@ -657,5 +665,138 @@ mod tests {
         assert_eq!(m.freezer_state().unwrap(), FreezerState::Frozen);
         std::fs::write(m.dir.join("cgroup.freeze"), "0\n").unwrap();
         assert_eq!(m.freezer_state().unwrap(), FreezerState::Thawed);
+    }
+
+    /// A cgroup2 hierarchy to test in: /sys/fs/cgroup on a v2 host; on a hybrid host its
+    /// cgroup2 mount, because the kernel runs the device programs of a task's cgroup2 cgroup
+    /// there too (before the v1 devices controller).
+    fn cgroup2_root() -> Option<PathBuf> {
+        use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+        let root = Path::new(super::super::CGROUP_ROOT);
+        [root.to_path_buf(), root.join("unified")]
+            .into_iter()
+            .find(|p| statfs(p).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC))
+    }
+
+    /// Kills the probe child (if still held) and removes the test cgroup, on success or panic.
+    struct Cleanup<'a>(&'a V2Manager, Option<std::process::Child>);
+
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            if let Some(mut child) = self.1.take() {
+                if let Some(pid) = Pid::new(child.id() as i32) {
+                    let _ = pid.signal(nix::sys::signal::Signal::SIGKILL);
+                }
+                let _ = child.wait();
+            }
+            let _ = self.0.kill_all();
+            if let Err(e) = self.0.remove() {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+
+    /// Runs the device probes in a shell that joins the cgroup before it touches any device.
+    fn probe_devices(c: &mut Cleanup<'_>, scratch: &Path) -> Vec<String> {
+        use std::io::Write;
+        let script = r#"read go; exec 2>&1
+            # not ":": a failed redirection of a special builtin ends the shell
+            for d in null zero full; do true <"/dev/$d" && echo "read $d ok"; done
+            echo x >/dev/null && echo "write null ok"
+            mknod "$1/n3" c 1 3 && echo "mknod 1:3 ok"
+            mknod "$1/n5" c 1 5 && echo "mknod 1:5 ok"
+            rm -f "$1/n3" "$1/n5""#;
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", script, "probe"])
+            .arg(scratch)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = Pid::new(child.id() as i32).unwrap();
+        c.1 = Some(child);
+        c.0.add_task(pid).unwrap();
+        let mut child = c.1.take().unwrap();
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        eprintln!("probe in {}:\n{text}", c.0.dir.display());
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn cgroups_v2_kernel_device_program() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: the eBPF device program test needs root");
+            return;
+        }
+        let Some(root) = cgroup2_root() else {
+            eprintln!("skipping: no cgroup2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified");
+            return;
+        };
+        let nanos = std::time::UNIX_EPOCH
+            .elapsed()
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("myrt-test-dev-{}-{nanos}", std::process::id());
+        let dir = root.join(&name);
+        // no create(): on a hybrid host it would enable controllers in the host's cgroup2 root
+        std::fs::create_dir(&dir).unwrap();
+        let m = V2Manager::new(PathBuf::from(format!("/{name}")), dir.clone());
+        let mut c = Cleanup(&m, None);
+        let scratch = tempfile::tempdir().unwrap();
+        let restricted = res(r#"{"devices":[{"allow":false,"access":"rwm"},
+            {"allow":true,"type":"c","major":1,"minor":3,"access":"rw"},
+            {"allow":true,"type":"c","major":1,"minor":5}]}"#);
+        m.apply(&restricted).unwrap();
+        assert_eq!(bpf::attached(&dir).unwrap().len(), 1);
+        let first = bpf::attached(&dir).unwrap();
+
+        let out = probe_devices(&mut c, scratch.path());
+        let has = |o: &[String], l: &str| o.iter().any(|x| x == l);
+        let eperm = |o: &[String], what: &str| {
+            o.iter()
+                .any(|x| x.contains(what) && x.contains("Operation not permitted"))
+        };
+        for ok in [
+            "read null ok",
+            "read zero ok",
+            "write null ok",
+            "mknod 1:5 ok",
+        ] {
+            assert!(has(&out, ok), "{ok:?} missing: {out:?}");
+        }
+        assert!(!has(&out, "read full ok"), "{out:?}");
+        assert!(eperm(&out, "/dev/full"), "c 1:7 must give EPERM: {out:?}");
+        assert!(!has(&out, "mknod 1:3 ok"), "{out:?}");
+        assert!(eperm(&out, "n3"), "c 1:3 has no m: {out:?}");
+
+        // an update replaces the program (BPF_F_REPLACE), it does not add one
+        m.apply(&restricted).unwrap();
+        let second = bpf::attached(&dir).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_ne!(second, first, "a new program replaced the old one");
+        // several programs (another runtime's) are all replaced too
+        bpf::attach_beside(
+            &dir,
+            &bpf::device_program(&DevicePolicy::from_rules(&[]).unwrap()),
+        )
+        .unwrap();
+        assert_eq!(bpf::attached(&dir).unwrap().len(), 2);
+
+        m.apply(&res(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#))
+            .unwrap();
+        assert_eq!(bpf::attached(&dir).unwrap().len(), 1);
+        let out = probe_devices(&mut c, scratch.path());
+        for ok in [
+            "read null ok",
+            "read zero ok",
+            "read full ok",
+            "mknod 1:3 ok",
+            "mknod 1:5 ok",
+        ] {
+            assert!(has(&out, ok), "{ok:?} missing after allow-all: {out:?}");
+        }
+        drop(c);
+        assert!(!dir.exists(), "{} still there", dir.display());
     }
 }

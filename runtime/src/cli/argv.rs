@@ -142,8 +142,28 @@ mod tests {
     #[test]
     fn rewrites_go_style_flags() {
         assert_eq!(
-            norm(&["myrt", "-root", "/r", "-log-format=json", "run", "-bundle", "/b", "-d", "c1"]),
-            ["myrt", "--root", "/r", "--log-format=json", "run", "--bundle", "/b", "-d", "c1"]
+            norm(&[
+                "myrt",
+                "-root",
+                "/r",
+                "-log-format=json",
+                "run",
+                "-bundle",
+                "/b",
+                "-d",
+                "c1"
+            ]),
+            [
+                "myrt",
+                "--root",
+                "/r",
+                "--log-format=json",
+                "run",
+                "--bundle",
+                "/b",
+                "-d",
+                "c1"
+            ]
         );
     }
 

@@ -61,7 +61,11 @@ pub struct ExecArgs {
     #[arg(value_name = "container-id")]
     pub id: String,
     /// the command and its arguments (not with --process)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
 }
 
@@ -69,13 +73,9 @@ pub fn exec(g: &Global, a: ExecArgs) -> Result<i32> {
     let container = g.factory()?.load(&a.id)?;
     match container.status() {
         Status::Stopped => {
-            return Err(CliError::Usage(
-                "cannot exec in a stopped container".into(),
-            ))
+            return Err(CliError::State("cannot exec in a stopped container".into()))
         }
-        Status::Paused => {
-            return Err(CliError::Usage("cannot exec in a paused container".into()))
-        }
+        Status::Paused => return Err(CliError::State("cannot exec in a paused container".into())),
         _ => {}
     }
     if a.process.is_none() && a.command.is_empty() {
@@ -124,7 +124,7 @@ fn build_process(container: &Container, a: &ExecArgs) -> Result<Process> {
         return Ok(p);
     }
     let mut p = container.config().process().clone().ok_or_else(|| {
-        CliError::Usage(format!(
+        CliError::State(format!(
             "container {}: its config.json has no process to start from",
             container.id()
         ))
@@ -194,9 +194,8 @@ fn parse_user(spec: &str) -> Result<(u32, Option<u32>)> {
     };
     let gid = gid
         .map(|g| {
-            g.parse::<u32>().map_err(|e| {
-                CliError::Usage(format!("parsing {g} as int for gid failed: {e}"))
-            })
+            g.parse::<u32>()
+                .map_err(|e| CliError::Usage(format!("parsing {g} as int for gid failed: {e}")))
         })
         .transpose()?;
     let uid = uid
@@ -284,7 +283,13 @@ mod tests {
         p.set_capabilities(None);
         add_capabilities(&mut p, &["CAP_SYS_ADMIN".into()]).unwrap();
         let c = p.capabilities().clone().unwrap();
-        for set in [c.bounding(), c.effective(), c.inheritable(), c.permitted(), c.ambient()] {
+        for set in [
+            c.bounding(),
+            c.effective(),
+            c.inheritable(),
+            c.permitted(),
+            c.ambient(),
+        ] {
             assert!(set.as_ref().unwrap().contains(&Capability::SysAdmin));
         }
         assert!(add_capabilities(&mut p, &["CAP_NOPE".into()]).is_err());

@@ -20,14 +20,68 @@ const HOOKS: &[&str] = &[
 /// Every mount option the rootfs module recognizes (runtime/src/rootfs/options.rs: flags,
 /// propagation, recursive attributes and tmpcopyup; idmap/ridmap are refused).
 const MOUNT_OPTIONS: &[&str] = &[
-    "acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
-    "iversion", "lazytime", "loud", "mand", "noacl", "noatime", "nodev", "nodiratime", "noexec",
-    "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow",
-    "private", "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec", "rnoatime",
-    "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
-    "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave",
-    "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent", "slave",
-    "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable",
+    "acl",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noacl",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
 ];
 
 /// The OCI name of a namespace kind.
@@ -92,9 +146,17 @@ mod tests {
         let f: oci_spec::runtime::Features = serde_json::from_value(document()).unwrap();
         let linux = f.linux().as_ref().unwrap();
         assert_eq!(linux.seccomp().as_ref().unwrap().enabled(), &Some(false));
-        assert!(linux.capabilities().as_ref().unwrap().contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(linux
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .contains(&"CAP_SYS_ADMIN".to_string()));
         assert_eq!(linux.namespaces().as_ref().unwrap().len(), 8);
-        assert!(f.mount_options().as_ref().unwrap().contains(&"rbind".to_string()));
+        assert!(f
+            .mount_options()
+            .as_ref()
+            .unwrap()
+            .contains(&"rbind".to_string()));
     }
 
     #[test]

@@ -59,10 +59,20 @@ pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> Result<()> {
 
 /// Reports a failed command: one plain line on stderr, and a record in the `--log` file.
 pub fn report_error(err: &CliError) {
+    let msg = one_line(&err.to_string());
     if TO_FILE.get().copied().unwrap_or(false) {
-        log::error!("{err}");
+        log::error!("{msg}");
     }
-    eprintln!("{err}");
+    eprintln!("{msg}");
+}
+
+/// Joins a multi-line message (a hook's captured output, say) into one line.
+fn one_line(msg: &str) -> String {
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Log for Logger {
@@ -188,6 +198,15 @@ mod tests {
             "time=\"2024-01-02T03:04:05Z\" level=warning msg=\"a b\"\n"
         );
         assert_eq!(logfmt_value("plain-word"), "plain-word");
+    }
+
+    #[test]
+    fn errors_become_one_line() {
+        assert_eq!(
+            one_line("hook failed:\n  out: x\n\n  err: y\n"),
+            "hook failed:; out: x; err: y"
+        );
+        assert_eq!(one_line("plain"), "plain");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum CliError {
     /// Bad flags or arguments, with runc's wording where runc has one.
     #[error("{0}")]
     Usage(String),
+    /// The container or process is not in a state that allows the command.
+    #[error("{0}")]
+    State(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -176,8 +179,9 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            // runc exits 1 on usage errors; help output is not an error.
-            return if e.use_stderr() { 1 } else { 0 };
+            // runc exits 1 on usage errors; help output (also for no arguments) is not an error.
+            let help = e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+            return if e.use_stderr() && !help { 1 } else { 0 };
         }
     };
     if cli.version {

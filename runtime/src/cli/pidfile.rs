@@ -11,9 +11,9 @@ use myrt_runtime::Pid;
 use super::{io_err, CliError, Result};
 
 pub fn write(path: &Path, pid: Pid) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| CliError::Usage(format!("--pid-file {}: not a file name", path.display())))?;
+    let name = path.file_name().ok_or_else(|| {
+        CliError::Usage(format!("--pid-file {}: not a file name", path.display()))
+    })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -16,7 +16,11 @@ pub struct PsArgs {
     #[arg(value_name = "container-id")]
     pub id: String,
     /// options for ps(1)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ps options")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ps options"
+    )]
     pub ps_args: Vec<String>,
 }
 

@@ -4,12 +4,12 @@
 
 use std::os::fd::AsFd;
 
+use myrt_runtime::Pid;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use myrt_runtime::Pid;
 
 use super::console::Relay;
 use super::{CliError, Result};
@@ -107,7 +107,7 @@ fn reap(pid: Pid) -> Result<Option<i32>> {
                 return if pid.exists() {
                     Ok(None)
                 } else {
-                    Err(CliError::Usage(format!(
+                    Err(CliError::State(format!(
                         "process {pid} exited, but its status went to another process"
                     )))
                 };

@@ -179,7 +179,7 @@ fn init_pid(container: &Container) -> Result<Pid> {
         .init_pid()
         .or(container.persisted().init_pid)
         .ok_or_else(|| {
-            CliError::Usage(format!(
+            CliError::State(format!(
                 "container {}: created without an init pid",
                 container.id()
             ))

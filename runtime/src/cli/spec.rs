@@ -31,7 +31,11 @@ pub fn spec(a: SpecArgs) -> Result<i32> {
     }
     let mut spec = default_spec(cgroup_namespace_by_default());
     if a.rootless {
-        to_rootless(&mut spec, nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        to_rootless(
+            &mut spec,
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
     }
     let path = a.bundle.join("config.json");
     let mut f = match OpenOptions::new()
@@ -48,7 +52,8 @@ pub fn spec(a: SpecArgs) -> Result<i32> {
         }
         Err(e) => return Err(io_err(&path)(e)),
     };
-    f.write_all(&to_tab_indented(&spec)).map_err(io_err(&path))?;
+    f.write_all(&to_tab_indented(&spec))
+        .map_err(io_err(&path))?;
     Ok(0)
 }
 
@@ -182,9 +187,18 @@ mod tests {
         assert_eq!(p.terminal(), Some(true));
         assert_eq!(p.args().as_ref().unwrap(), &["sh"]);
         assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
-        let ns = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
+        let ns = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap();
         assert_eq!(ns.len(), 5);
-        assert_eq!(default_spec(true)["linux"]["namespaces"][5]["type"], "cgroup");
+        assert_eq!(
+            default_spec(true)["linux"]["namespaces"][5]["type"],
+            "cgroup"
+        );
     }
 
     #[test]

@@ -108,7 +108,9 @@ mod tests {
             "bundle": "/some/long/bundle/path", "created": "2024-01-01T00:00:00Z", "owner": "root"});
         let t = table(&[s]);
         let line = t.lines().nth(1).unwrap();
-        assert!(line.starts_with("c1          42          running     /some/long/bundle/path   2024"));
+        assert!(
+            line.starts_with("c1          42          running     /some/long/bundle/path   2024")
+        );
         assert!(line.ends_with("root"));
     }
 }

@@ -40,7 +40,12 @@ impl Container {
     /// Creates the container `id` from the bundle at `bundle` in the state directory `dir`
     /// (which must not exist). On any failure nothing is left behind: no process, cgroup or
     /// directory.
-    pub(crate) fn create(dir: &Path, id: &str, bundle: &Path, opts: CreateOpts) -> Result<Container> {
+    pub(crate) fn create(
+        dir: &Path,
+        id: &str,
+        bundle: &Path,
+        opts: CreateOpts,
+    ) -> Result<Container> {
         let bundle = fs::canonicalize(bundle).map_err(io_err(bundle))?;
         let spec = crate::spec::load(&bundle)?;
         let rootfs = crate::spec::rootfs_path(&spec, &bundle)?;
@@ -97,12 +102,11 @@ impl Container {
     }
 
     fn create_inner(&mut self, namespaces: Namespaces, opts: CreateOpts) -> Result<()> {
-        let spec_json = serde_json::to_vec_pretty(&self.spec).map_err(|source| {
-            ContainerError::Json {
+        let spec_json =
+            serde_json::to_vec_pretty(&self.spec).map_err(|source| ContainerError::Json {
                 path: self.dir.join(CONFIG_FILE),
                 source,
-            }
-        })?;
+            })?;
         super::write_atomic(&self.dir.join(CONFIG_FILE), &spec_json)?;
         self.save()?;
 
@@ -111,9 +115,15 @@ impl Container {
         let fifo = self.dir.join(EXEC_FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| io_err(&fifo)(e.into()))?;
+        // mkfifo applies the umask; the init may run as any user, and must be able to open it
+        // for writing after dropping privileges (runc uses 0622 too).
+        fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+            .map_err(io_err(&fifo))?;
         let dir_fd: OwnedFd = nix::fcntl::open(
             &self.dir,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| io_err(&self.dir)(e.into()))?;
@@ -223,7 +233,9 @@ impl Container {
             .unwrap_or_default();
         let rules = cgroups::devices::rules_with_defaults(
             res.devices().as_deref().unwrap_or_default(),
-            linux.and_then(|l| l.devices().as_deref()).unwrap_or_default(),
+            linux
+                .and_then(|l| l.devices().as_deref())
+                .unwrap_or_default(),
         );
         res.set_devices(Some(rules));
         res
@@ -246,7 +258,10 @@ impl Container {
                 log::warn!("container {}: kill after failed create: {e}", self.state.id);
             }
             if let Err(e) = self.cgroup.remove() {
-                log::warn!("container {}: remove cgroup after failed create: {e}", self.state.id);
+                log::warn!(
+                    "container {}: remove cgroup after failed create: {e}",
+                    self.state.id
+                );
             }
         }
         if let Err(e) = fs::remove_dir_all(&self.dir) {
@@ -282,8 +297,15 @@ fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
             ))
         })
     };
-    write("uid_map", linux.and_then(|l| l.uid_mappings().as_ref()), "uidMappings")?;
-    write("gid_map", linux.and_then(|l| l.gid_mappings().as_ref()), "gidMappings")?;
+    write(
+        "uid_map",
+        linux.and_then(|l| l.uid_mappings().as_ref()),
+        "uidMappings",
+    )?;
+    write(
+        "gid_map",
+        linux.and_then(|l| l.gid_mappings().as_ref()),
+        "gidMappings",
+    )?;
     Ok(())
 }
-

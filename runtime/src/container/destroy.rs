@@ -31,7 +31,10 @@ impl Container {
         self.state.status = Status::Stopped;
         if let Err(e) = crate::process::run_hooks_in_helper(
             HookKind::Poststop,
-            self.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()),
+            self.spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.poststop().as_ref()),
             &state,
         ) {
             // The spec: a failing poststop hook is logged; deletion goes on.

@@ -65,6 +65,8 @@ pub enum ContainerError {
     Signal(#[from] PidError),
     #[error("container {id}: init process exited before start")]
     InitGone { id: String },
+    #[error("container {id}: start failed: {reason}")]
+    StartFailed { id: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, ContainerError>;

@@ -6,11 +6,17 @@ use super::{Container, ContainerError, Op, Result, Status};
 
 impl Container {
     /// Sends `signal` to the init, or with `all` to every process in the container's cgroup.
+    /// With `all` a stopped container is accepted too (as runc does): its init is gone, but
+    /// processes it left behind may still sit in the cgroup.
     pub fn signal(&self, signal: Signal, all: bool) -> Result<()> {
-        let status = self.check(Op::Signal)?;
         if all {
+            let status = self.status();
+            if status == Status::Stopped && !self.cgroup.exists() {
+                return Ok(());
+            }
             return self.signal_all(signal, status);
         }
+        self.check(Op::Signal)?;
         let init = self.init_pidfd().ok_or_else(|| ContainerError::InitGone {
             id: self.state.id.clone(),
         })?;

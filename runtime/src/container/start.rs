@@ -52,11 +52,20 @@ impl Container {
             }
         }
         std::fs::remove_file(&path).map_err(io_err(&path))?;
+        if let Some(text) = read_init_error(&fifo) {
+            return Err(ContainerError::StartFailed {
+                id: self.state.id.clone(),
+                reason: text,
+            });
+        }
         self.set_status(Status::Running)?;
         let state = self.oci_state();
         if let Err(e) = crate::process::run_hooks_in_helper(
             HookKind::Poststart,
-            self.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()),
+            self.spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.poststart().as_ref()),
             &state,
         ) {
             // The spec: a failing poststart hook is logged; the container keeps running.
@@ -64,4 +73,27 @@ impl Container {
         }
         Ok(())
     }
+}
+
+/// After the go-ahead byte the init keeps the fifo open (close-on-exec) while it runs the
+/// startContainer hooks and execs: EOF means execve succeeded, text is the init's error.
+fn read_init_error(fifo: &std::os::fd::OwnedFd) -> Option<String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, PollTimeout::from(1000u16)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(fifo, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
 }

@@ -103,6 +103,9 @@ mod tests {
 
     #[test]
     fn serializes_lowercase() {
-        assert_eq!(serde_json::to_string(&Status::Paused).unwrap(), "\"paused\"");
+        assert_eq!(
+            serde_json::to_string(&Status::Paused).unwrap(),
+            "\"paused\""
+        );
     }
 }

@@ -158,9 +158,6 @@ mod tests {
     fn timeout_is_reported() {
         let (_a, mut b) = Channel::pair().unwrap();
         b.set_timeout(Some(Duration::from_millis(20))).unwrap();
-        assert!(matches!(
-            b.recv::<ToParent>(),
-            Err(ProcessError::Timeout)
-        ));
+        assert!(matches!(b.recv::<ToParent>(), Err(ProcessError::Timeout)));
     }
 }

@@ -41,7 +41,12 @@ pub(super) fn main(fd: RawFd) -> i32 {
                 Err(e) => fail(&mut chan, e.into()),
             };
         }
-        Ok(Some(other)) => return fail(&mut chan, Failure(format!("expected bootstrap, got {other:?}"))),
+        Ok(Some(other)) => {
+            return fail(
+                &mut chan,
+                Failure(format!("expected bootstrap, got {other:?}")),
+            )
+        }
         Ok(None) => return 1,
         Err(e) => return fail(&mut chan, e.into()),
     };
@@ -59,7 +64,9 @@ fn fail(chan: &mut Channel, err: Failure) -> i32 {
 fn expect(chan: &mut Channel, what: &str) -> Result<ToChild> {
     match chan.recv::<ToChild>()? {
         Some(msg) => Ok(msg),
-        None => Err(Failure(format!("parent went away while waiting for {what}"))),
+        None => Err(Failure(format!(
+            "parent went away while waiting for {what}"
+        ))),
     }
 }
 
@@ -77,7 +84,9 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
         Some(pid) => Some(
             nix::fcntl::open(
                 format!("/proc/{pid}/root").as_str(),
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
             )
             .map_err(|e| Failure(format!("open the root of container init {pid}: {e}")))?,
@@ -172,15 +181,21 @@ fn stage2_init(chan: &mut Channel, cfg: &ChildConfig) -> Result<std::convert::In
 
     let exe = finish_process(cfg)?;
     chan.send(&ToParent::Ready)?;
-    wait_for_start(cfg)?;
+    let fifo = wait_for_start(cfg)?;
+    // From here on the caller of `create` is gone; `start` reads the fifo until EOF, so an
+    // error written there reaches it, and a successful execve closes the (close-on-exec) fifo.
     let mut state = *state;
     state.status = "created".into();
-    hooks::run_hooks(
+    let err = match hooks::run_hooks(
         HookKind::StartContainer,
         spec_hooks.and_then(|h| h.start_container().as_ref()),
         &state,
-    )?;
-    Err(Failure(exec(&exe, cfg)))
+    ) {
+        Ok(()) => exec(&exe, cfg),
+        Err(e) => e.to_string(),
+    };
+    let _ = nix::unistd::write(&fifo, err.as_bytes());
+    Err(Failure(err))
 }
 
 fn stage2_setns(
@@ -191,7 +206,8 @@ fn stage2_setns(
     set_dumpable(false)?;
     if let Some(root) = init_root {
         nix::unistd::fchdir(&root).map_err(|e| Failure(format!("enter container root: {e}")))?;
-        nix::unistd::chroot(".").map_err(|e| Failure(format!("chroot into container root: {e}")))?;
+        nix::unistd::chroot(".")
+            .map_err(|e| Failure(format!("chroot into container root: {e}")))?;
         nix::unistd::chdir("/").map_err(|e| Failure(format!("chdir /: {e}")))?;
     }
     if let Some(fd) = cfg.console_fd {
@@ -222,7 +238,10 @@ fn finish_process(cfg: &ChildConfig) -> Result<CString> {
     let cwd = p.cwd().to_string_lossy();
     let cwd_done = setup::change_dir_early(&cwd)?;
     // No capabilities object means none at all, as in runc's finalizeNamespace.
-    let caps = p.capabilities().clone().unwrap_or_else(setup::no_capabilities);
+    let caps = p
+        .capabilities()
+        .clone()
+        .unwrap_or_else(setup::no_capabilities);
     setup::drop_bounding(&caps)?;
     setup::setup_user(p.user())?;
     if !cwd_done {
@@ -246,7 +265,8 @@ fn exec(exe: &CString, cfg: &ChildConfig) -> String {
 }
 
 /// Blocks until `start` opens the exec fifo for reading, then tells it we are going ahead.
-fn wait_for_start(cfg: &ChildConfig) -> Result<()> {
+/// Returns the fifo (close-on-exec) for reporting a failure of the last steps.
+fn wait_for_start(cfg: &ChildConfig) -> Result<OwnedFd> {
     let dir = cfg
         .state_dir_fd
         .ok_or_else(|| Failure("no state directory for the exec fifo".into()))?;
@@ -261,7 +281,7 @@ fn wait_for_start(cfg: &ChildConfig) -> Result<()> {
     )
     .map_err(|e| Failure(format!("open exec fifo: {e}")))?;
     nix::unistd::write(&fifo, b"0").map_err(|e| Failure(format!("write exec fifo: {e}")))?;
-    Ok(())
+    Ok(fifo)
 }
 
 fn set_dumpable(on: bool) -> Result<()> {

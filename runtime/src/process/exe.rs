@@ -113,7 +113,9 @@ impl SealedExe {
 pub fn is_sealed(fd: i32) -> bool {
     // SAFETY: F_GET_SEALS only reads flags of a valid fd; an error returns -1.
     let seals = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
-    seals >= 0 && seals & (libc::F_SEAL_WRITE | libc::F_SEAL_SEAL) == libc::F_SEAL_WRITE | libc::F_SEAL_SEAL
+    seals >= 0
+        && seals & (libc::F_SEAL_WRITE | libc::F_SEAL_SEAL)
+            == libc::F_SEAL_WRITE | libc::F_SEAL_SEAL
 }
 
 #[cfg(test)]
@@ -130,7 +132,9 @@ mod tests {
         let orig = std::fs::read("/proc/self/exe").unwrap();
         assert_eq!(copy, orig);
         // No write through any path: a new writable open is refused by the seals.
-        let w = std::fs::OpenOptions::new().write(true).open(exe.exec_path());
+        let w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(exe.exec_path());
         match w {
             Err(_) => {}
             Ok(mut f) => assert!(f.write_all(b"x").is_err()),

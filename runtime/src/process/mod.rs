@@ -178,7 +178,9 @@ pub fn run_hooks_in_helper(
     let res = match helper.chan.recv::<channel::ToParent>()? {
         Some(channel::ToParent::Ready) => Ok(()),
         Some(channel::ToParent::Error(text)) => Err(ProcessError::Child(text)),
-        Some(other) => Err(ProcessError::Protocol(format!("{other:?} from hook runner"))),
+        Some(other) => Err(ProcessError::Protocol(format!(
+            "{other:?} from hook runner"
+        ))),
         None => Err(ProcessError::ExitedEarly),
     };
     helper.reap_stage1();

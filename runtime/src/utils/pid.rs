@@ -116,7 +116,8 @@ impl PidFd {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: the syscall returned a fresh fd that nothing else owns (it is O_CLOEXEC).
-        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw as i32) };
+        let fd =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw as i32) };
         Ok(PidFd { pid, fd })
     }
 
@@ -182,7 +183,10 @@ mod tests {
 
     #[test]
     fn pidfd_signals_only_its_process() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = Pid::new(child.id() as i32).unwrap();
         let fd = PidFd::open(pid).unwrap();
         fd.signal(Signal::SIGKILL).unwrap();

@@ -128,7 +128,12 @@ pub fn isolate() -> bool {
 
 /// Runs `cmd` with stdin from /dev/null and stdout/stderr into files (a detached container keeps
 /// them open, so pipes would never reach EOF); kills it after `timeout`.
-fn run_to_files(cmd: &mut Command, out: &Path, err: &Path, timeout: Duration) -> (ExitStatus, bool) {
+fn run_to_files(
+    cmd: &mut Command,
+    out: &Path,
+    err: &Path,
+    timeout: Duration,
+) -> (ExitStatus, bool) {
     cmd.stdin(Stdio::null())
         .stdout(fs::File::create(out).expect("create stdout file"))
         .stderr(fs::File::create(err).expect("create stderr file"));
@@ -258,7 +263,10 @@ impl Env {
     pub fn myrt_timeout(&self, args: &[&str], timeout: Duration) -> Out {
         let n = self.calls.get();
         self.calls.set(n + 1);
-        let (out, err) = (self.path(&format!("out.{n}")), self.path(&format!("err.{n}")));
+        let (out, err) = (
+            self.path(&format!("out.{n}")),
+            self.path(&format!("err.{n}")),
+        );
         let mut cmd = self.command(args);
         let (status, timed_out) = run_to_files(&mut cmd, &out, &err, timeout);
         let res = Out {
@@ -290,7 +298,10 @@ impl Env {
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.myrt(args);
         assert!(!out.success(), "myrt {args:?} succeeded: {out:?}");
-        assert!(!out.stderr.trim().is_empty(), "myrt {args:?} failed silently");
+        assert!(
+            !out.stderr.trim().is_empty(),
+            "myrt {args:?} failed silently"
+        );
         out.stderr
     }
 
@@ -317,15 +328,19 @@ impl Env {
         if !out.success() {
             return None;
         }
-        Some(serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-            panic!("state output is not JSON ({e}): {:?}", out.stdout)
-        }))
+        Some(
+            serde_json::from_str(&out.stdout)
+                .unwrap_or_else(|e| panic!("state output is not JSON ({e}): {:?}", out.stdout)),
+        )
     }
 
     #[track_caller]
     pub fn status(&self) -> String {
         let s = self.state().expect("container exists");
-        s["status"].as_str().expect("status is a string").to_string()
+        s["status"]
+            .as_str()
+            .expect("status is a string")
+            .to_string()
     }
 
     #[track_caller]
@@ -343,7 +358,10 @@ impl Env {
             if now == status {
                 return;
             }
-            assert!(Instant::now() < deadline, "status stayed {now}, expected {status}");
+            assert!(
+                Instant::now() < deadline,
+                "status stayed {now}, expected {status}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -365,7 +383,11 @@ impl Env {
             "state dir {} left behind",
             self.root.join(&self.id).display()
         );
-        assert_eq!(self.cgroup_dirs(), Vec::<PathBuf>::new(), "cgroup dirs left behind");
+        assert_eq!(
+            self.cgroup_dirs(),
+            Vec::<PathBuf>::new(),
+            "cgroup dirs left behind"
+        );
         assert_no_processes();
         assert!(self.state().is_none(), "state still answers");
     }
