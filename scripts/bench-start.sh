@@ -117,3 +117,34 @@ for source in rootfs image; do
     unset med
 done
 echo "(median of $runs runs each; vs_myrt = runtime median / myrt median, > 1 means myrt is faster)$hidden"
+
+# Shim memory: one idle shim serving one sleeping container, per runtime (the shim is the parent
+# of the container's init for every runtime here).
+kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/smaps_rollup"; }
+echo
+printf '%-5s %9s %9s %13s %8s %9s\n' rt rss_kib pss_kib private_kib threads pss_vs_myrt
+declare -A pss=()
+for i in 0 1 2; do
+    name=${names[$i]}
+    [ "$name" = myrt ] && [ "$have_myrt" = 0 ] && continue
+    # shellcheck disable=SC2086
+    if ! "${ctr[@]}" run -d ${flags[$i]} localhost/myrt/busybox:latest "mem-$name" /bin/sleep 1000 >/dev/null 2>&1; then
+        printf '%-5s %9s\n' "$name" FAILED
+        continue
+    fi
+    sleep 1
+    task_pid=$("${ctr[@]}" tasks ls | awk -v id="mem-$name" '$1 == id { print $2 }')
+    shim=$(awk '{ print $4 }' "/proc/$task_pid/stat")
+    rss=$(kib "$shim" Rss)
+    pss[$name]=$(kib "$shim" Pss)
+    priv=$(($(kib "$shim" Private_Clean) + $(kib "$shim" Private_Dirty)))
+    threads=$(awk '/^Threads:/ { print $2 }' "/proc/$shim/status")
+    ratio=-
+    [ -n "${pss[myrt]:-}" ] && ratio=$(awk -v a="${pss[$name]}" -v b="${pss[myrt]}" 'BEGIN { printf "%.2f", a / b }')
+    printf '%-5s %9s %9s %13s %8s %9s\n' "$name" "$rss" "${pss[$name]}" "$priv" "$threads" "$ratio"
+    "${ctr[@]}" tasks kill -s SIGKILL "mem-$name" >/dev/null 2>&1 || true
+    sleep 0.5
+    "${ctr[@]}" tasks delete "mem-$name" >/dev/null 2>&1 || true
+    "${ctr[@]}" containers delete "mem-$name" >/dev/null 2>&1 || true
+done
+echo "(idle shim with one sleeping container; pss_vs_myrt = runtime PSS / myrt PSS, > 1 means myrt uses less)"

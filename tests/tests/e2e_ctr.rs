@@ -623,6 +623,78 @@ fn cwd_that_is_a_file_is_named_in_the_error() {
     cd.wait_no_shims(SETTLE);
 }
 
+/// Bad input inside a shim that serves another container: a bind mount of a missing source and
+/// a namespace path that does not exist each fail Create with an error naming the path, leave no
+/// task, mount or cgroup behind, and the neighbour in the same shim keeps running and serving.
+#[test]
+fn bad_input_in_a_shared_shim_spares_the_neighbour() {
+    if !isolate() {
+        return;
+    }
+    let cd = Containerd::start();
+    let group = ["--annotation", "io.containerd.runc.v2.group=badpod"];
+    let good = run_detached(&cd, Source::Image, &group, "good");
+    let shims = cd.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+
+    let cases: [(&str, &[&str], &str); 2] = [
+        (
+            "badmount",
+            &[
+                "--mount",
+                "type=bind,src=/nonexistent-myrt-src,dst=/data,options=rbind:ro",
+            ],
+            "/nonexistent-myrt-src",
+        ),
+        (
+            "badns",
+            &["--with-ns", "network:/nonexistent-myrt-netns"],
+            "/nonexistent-myrt-netns",
+        ),
+    ];
+    for (id, flags, path) in cases {
+        let mut f: Vec<&str> = group.to_vec();
+        f.extend_from_slice(flags);
+        let out = run_rm(&cd, Source::Image, &f, id, &["/bin/true"]).failed();
+        assert!(
+            out.all_output().contains(path),
+            "the error must name {path}: {out}"
+        );
+        assert!(cd.task(id).is_none(), "a failed create left task {id}");
+        let bundle = cd.bundle_dir(id).display().to_string();
+        let left: Vec<String> = mount_points()
+            .into_iter()
+            .filter(|m| m.starts_with(&bundle))
+            .collect();
+        assert!(left.is_empty(), "mounts left behind by {id}: {left:?}");
+        let cgroup_left = fs::read_dir("/sys/fs/cgroup/pids")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join(id).exists());
+        assert!(!cgroup_left, "a cgroup of {id} was left behind");
+    }
+
+    // The shared shim survived and still serves its first container.
+    assert_eq!(cd.shim_pids(), shims, "the shim must survive bad input");
+    assert!(proc_alive(good.pid), "the neighbour died");
+    assert_eq!(cd.task("good").map(|t| t.status), Some("RUNNING".into()));
+    let out = cd
+        .ctr([
+            "tasks",
+            "exec",
+            "--exec-id",
+            "still",
+            "good",
+            "/bin/echo",
+            "alive",
+        ])
+        .ok();
+    assert_eq!(out.stdout.trim(), "alive");
+    remove(&cd, "good");
+    cd.wait_no_shims(SETTLE);
+}
+
 /// The harness itself: the runtime under test is the one the environment names, and the image
 /// the tests use has the shape the other tests rely on.
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
-use super::{io_err, now_rfc3339, Container, ContainerError, PersistedState, Result, Status};
+use super::{io_err, Container, ContainerError, PersistedState, Result, Status};
 use super::{CONFIG_FILE, EXEC_FIFO};
 use crate::cgroups;
 use crate::hooks::HookKind;
@@ -84,7 +84,7 @@ impl Container {
                 status: Status::Creating,
                 init_pid: None,
                 init_start_time: None,
-                created: now_rfc3339(),
+                created: crate::utils::time::now_rfc3339(true),
                 cgroup: cgroup.config(),
                 annotations: spec.annotations().clone().unwrap_or_default(),
                 no_pivot: opts.no_pivot,

@@ -1,5 +1,6 @@
 //! Small helpers shared by the engine's modules.
 
 pub mod pid;
+pub mod time;
 
 pub use pid::{Pid, PidFd};
