@@ -122,7 +122,7 @@ echo "(median of $runs runs each; vs_myrt = runtime median / myrt median, > 1 me
 # of the container's init for every runtime here).
 kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/smaps_rollup"; }
 echo
-printf '%-5s %9s %9s %13s %8s %9s\n' rt rss_kib pss_kib private_kib threads pss_vs_myrt
+printf '%-5s %9s %9s %9s %8s %9s\n' rt rss_kib pss_kib anon_kib threads pss_vs_myrt
 declare -A pss=()
 for i in 0 1 2; do
     name=${names[$i]}
@@ -137,14 +137,15 @@ for i in 0 1 2; do
     shim=$(awk '{ print $4 }' "/proc/$task_pid/stat")
     rss=$(kib "$shim" Rss)
     pss[$name]=$(kib "$shim" Pss)
-    priv=$(($(kib "$shim" Private_Clean) + $(kib "$shim" Private_Dirty)))
+    anon=$(kib "$shim" Anonymous)
     threads=$(awk '/^Threads:/ { print $2 }' "/proc/$shim/status")
     ratio=-
     [ -n "${pss[myrt]:-}" ] && ratio=$(awk -v a="${pss[$name]}" -v b="${pss[myrt]}" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-5s %9s %9s %13s %8s %9s\n' "$name" "$rss" "${pss[$name]}" "$priv" "$threads" "$ratio"
+    printf '%-5s %9s %9s %9s %8s %9s\n' "$name" "$rss" "${pss[$name]}" "$anon" "$threads" "$ratio"
     "${ctr[@]}" tasks kill -s SIGKILL "mem-$name" >/dev/null 2>&1 || true
     sleep 0.5
     "${ctr[@]}" tasks delete "mem-$name" >/dev/null 2>&1 || true
     "${ctr[@]}" containers delete "mem-$name" >/dev/null 2>&1 || true
 done
-echo "(idle shim with one sleeping container; pss_vs_myrt = runtime PSS / myrt PSS, > 1 means myrt uses less)"
+echo "(idle shim with one sleeping container; anon = its own heap and stacks, the rest of PSS is the"
+echo " binary's pages, shared between the shims of one runtime; pss_vs_myrt > 1 means myrt uses less)"
