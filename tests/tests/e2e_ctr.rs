@@ -416,6 +416,53 @@ fn log_uri_file_captures_stdout_and_stderr() {
     );
 }
 
+/// `binary://` log URI: the shim starts the logging binary with the container's stdout on fd 3,
+/// stderr on fd 4 and a ready pipe on fd 5, the URI's query as arguments and CONTAINER_ID /
+/// CONTAINER_NAMESPACE in its environment, and starts the task only once the logger is ready.
+#[test]
+fn log_uri_binary_runs_the_logger() {
+    if !isolate() {
+        return;
+    }
+    let cd = Containerd::start();
+    let dir = cd.dir().join("logger");
+    fs::create_dir_all(&dir).unwrap();
+    let logger = dir.join("logger.sh");
+    fs::write(
+        &logger,
+        "#!/bin/sh\n\
+         # args: out DIR (from ?out=DIR)\n\
+         d=\"$2\"\n\
+         echo \"$1 $CONTAINER_ID $CONTAINER_NAMESPACE\" > \"$d/env\"\n\
+         # the copiers must not hold the ready pipe: its close is the signal\n\
+         cat <&3 5>&- > \"$d/stdout\" &\n\
+         cat <&4 5>&- > \"$d/stderr\" &\n\
+         exec 3<&- 4<&- 5>&-\n\
+         wait\n",
+    )
+    .unwrap();
+    fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let uri = format!("binary://{}?out={}", logger.display(), dir.display());
+    run_rm(
+        &cd,
+        Source::Image,
+        &["--log-uri", &uri],
+        "binlog",
+        &["/bin/sh", "-c", "echo to-stdout; echo to-stderr >&2"],
+    )
+    .ok();
+    let read = |name: &str| fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while read("stderr").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(read("stdout"), "to-stdout\n");
+    assert_eq!(read("stderr"), "to-stderr\n");
+    let env = read("env");
+    let want = format!("out binlog {}", cd.namespace());
+    assert_eq!(env.trim(), want, "logger args and environment");
+}
+
 // ---- events ----
 
 fn position(topics: &[String], want: &str) -> usize {
