@@ -51,18 +51,33 @@ fn root_is_shared() -> bool {
     })
 }
 
+/// Where a test may run its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// In any private namespace made for the tests (scripts/test.sh runs every test in one).
+    Shared,
+    /// Only as the init of a namespace of its own: the kernel kills whatever the test left
+    /// behind, and "no process left" checks see this test's processes only (engine tests).
+    OwnInit,
+}
+
 /// True when this process runs in a private mount + pid namespace made by `isolate` or
 /// scripts/test.sh.
 pub fn is_isolated() -> bool {
+    is_isolated_in(Scope::Shared)
+}
+
+fn is_isolated_in(scope: Scope) -> bool {
     let outer = |var| env::var(var).ok().filter(|v| !v.is_empty());
-    match (outer(OUTER_PIDNS_ENV), outer(OUTER_MNTNS_ENV)) {
+    let private = match (outer(OUTER_PIDNS_ENV), outer(OUTER_MNTNS_ENV)) {
         (Some(pid), Some(mnt)) => {
             ns_id("pid").is_some_and(|own| own != pid)
                 && ns_id("mnt").is_some_and(|own| own != mnt)
                 && !root_is_shared()
         }
         _ => false,
-    }
+    };
+    private && (scope == Scope::Shared || std::process::id() == 1)
 }
 
 /// Mounts a tmpfs over /run/containerd in this (private) mount namespace, once per namespace.
@@ -117,6 +132,13 @@ pub fn shout(msg: &str) {
 ///   that run failed (its output is shown with the failure), and returns false.
 #[track_caller]
 pub fn isolate() -> bool {
+    isolate_in(Scope::Shared)
+}
+
+/// [`isolate`] with a choice of [`Scope`]; in a shared namespace a test that needs its own is
+/// re-run alone, one level deeper.
+#[track_caller]
+pub fn isolate_in(scope: Scope) -> bool {
     let name = std::thread::current()
         .name()
         .unwrap_or("<unnamed>")
@@ -128,12 +150,12 @@ pub fn isolate() -> bool {
         ));
         return false;
     }
-    if is_isolated() {
+    if is_isolated_in(scope) {
         return true;
     }
     // A namespace was made for us but does not look private: never re-exec in a loop.
     assert!(
-        env::var_os(OUTER_PIDNS_ENV).is_none(),
+        is_isolated() || env::var_os(OUTER_PIDNS_ENV).is_none(),
         "{OUTER_PIDNS_ENV} is set but this process is not in a private mount + pid namespace \
          with a non-shared /: refusing to start containers here"
     );
@@ -141,8 +163,6 @@ pub fn isolate() -> bool {
         name != "main" && name != "<unnamed>",
         "isolate() needs the libtest thread name to re-run the test alone; got {name:?}"
     );
-    // Build the image once out here instead of in every child.
-    let image = image::image();
     let exe = env::current_exe().unwrap_or_else(|e| panic!("cannot find the test binary: {e}"));
     let mut cmd = Command::new("unshare");
     cmd.args([
@@ -163,8 +183,11 @@ pub fn isolate() -> bool {
         "--test-threads=1",
     ])
     .env(OUTER_PIDNS_ENV, ns_id("pid").unwrap_or_default())
-    .env(OUTER_MNTNS_ENV, ns_id("mnt").unwrap_or_default())
-    .env("MYRT_IMAGE_DIR", &image.dir);
+    .env(OUTER_MNTNS_ENV, ns_id("mnt").unwrap_or_default());
+    if scope == Scope::Shared {
+        // Build the image once out here instead of in every child.
+        cmd.env("MYRT_IMAGE_DIR", &image::image().dir);
+    }
     let out = command::run(&mut cmd, TEST_TIMEOUT);
     // Shown by libtest when this test fails (or with --nocapture).
     print!("{}", out.stdout);

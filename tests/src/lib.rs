@@ -37,7 +37,7 @@ pub use command::CmdOutput;
 pub use containerd::{Containerd, Source, TaskInfo};
 pub use events::{Event, EventWatcher};
 pub use image::{image, Image, IMAGE_REF};
-pub use isolation::{is_isolated, is_root, isolate};
+pub use isolation::{is_isolated, is_root, isolate, isolate_in, Scope};
 pub use paths::{bin_dir, workspace_dir};
 
 /// The runtime type of myrt's shim.

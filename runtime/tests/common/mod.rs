@@ -1,18 +1,14 @@
 //! Shared helpers of the engine tests: isolation in a private mount + pid namespace, a busybox
 //! bundle per test, and running the `myrt` binary.
 //!
-//! Every test that starts containers calls [`isolate`] first. Outside such a namespace the test
-//! re-runs itself (only itself) under
-//! `unshare --mount --pid --fork --kill-child --propagation private --mount-proc`, so no mount
-//! leaks to the host, no signal reaches a host process, and every process it left behind dies
-//! with the namespace's init (the test process). The outer namespace ids are passed down and
-//! checked, so a test never mistakes the host for its own namespace.
+//! Every test that starts containers calls [`isolate`] first: the test then runs as the init of
+//! a private mount + pid namespace of its own, so no mount leaks to the host, no signal reaches
+//! a host process, and every process it left behind dies with it.
 
 #![allow(dead_code)]
 
 use std::cell::Cell;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -20,10 +16,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// `<outer pid ns>|<outer mount ns>` of the process that created the test's namespaces.
-const OUTER_ENV: &str = "MYRT_ENGINE_TEST_OUTER_NS";
-/// How long one isolated test may run.
-const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long one `myrt` command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -33,97 +25,12 @@ pub fn myrt_bin() -> &'static str {
     env!("CARGO_BIN_EXE_myrt")
 }
 
-fn ns_id(kind: &str) -> String {
-    fs::read_link(format!("/proc/self/ns/{kind}"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// True when `/` carries a `shared:` tag, i.e. a mount made here would propagate to the host.
-fn root_is_shared() -> bool {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return true;
-    };
-    info.lines().any(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        fields.get(4) == Some(&"/")
-            && fields
-                .iter()
-                .skip(6)
-                .take_while(|f| **f != "-")
-                .any(|f| f.starts_with("shared:"))
-    })
-}
-
-fn is_isolated() -> bool {
-    let Ok(outer) = std::env::var(OUTER_ENV) else {
-        return false;
-    };
-    let Some((pid, mnt)) = outer.split_once('|') else {
-        return false;
-    };
-    ns_id("pid") != pid && ns_id("mnt") != mnt && !root_is_shared() && std::process::id() == 1
-}
-
-/// Writes past libtest's capture so a skip is seen.
-pub fn shout(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
-
 /// Call first in every test that starts containers; run the body only when it returns true.
-/// Not root: a loud SKIP. Not isolated yet: runs this one test in a fresh namespace, fails if
-/// that run failed, and returns false.
+/// The test runs as the init of a private mount + pid namespace of its own (see
+/// `myrt_tests::isolation`), so no mount or signal reaches the host and nothing outlives it.
 #[track_caller]
 pub fn isolate() -> bool {
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("<unnamed>")
-        .to_string();
-    if !nix::unistd::geteuid().is_root() {
-        shout(&format!(
-            "SKIP {name}: the engine tests need root (namespaces, mounts, cgroups)"
-        ));
-        return false;
-    }
-    if is_isolated() {
-        return true;
-    }
-    assert!(
-        std::env::var_os(OUTER_ENV).is_none(),
-        "{OUTER_ENV} is set but this process is not the init of a private mount + pid namespace \
-         with a non-shared /: refusing to start containers here"
-    );
-    assert!(
-        name != "main" && name != "<unnamed>",
-        "isolate() needs the libtest thread name to re-run the test alone; got {name:?}"
-    );
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--mount",
-        "--pid",
-        "--fork",
-        "--kill-child",
-        "--propagation",
-        "private",
-        "--mount-proc",
-    ])
-    .arg(&exe)
-    .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-    .env(OUTER_ENV, format!("{}|{}", ns_id("pid"), ns_id("mnt")));
-    let (status, timed_out) = run_to_files(&mut cmd, &out_path, &err_path, TEST_TIMEOUT);
-    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
-    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
-    print!("{stdout}");
-    eprint!("{stderr}");
-    assert!(
-        !timed_out && status.success() && stdout.contains("test result: ok. 1 passed"),
-        "the isolated run of {name} failed (output above){}",
-        if timed_out { ": timed out" } else { "" }
-    );
-    false
+    myrt_tests::isolate_in(myrt_tests::Scope::OwnInit)
 }
 
 /// Runs `cmd` with stdin from /dev/null and stdout/stderr into files (a detached container keeps
