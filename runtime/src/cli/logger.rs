@@ -145,8 +145,6 @@ fn logfmt_value(v: &str) -> String {
     serde_json::Value::from(v).to_string()
 }
 
-/// Now in RFC 3339 (seconds, UTC), as logrus writes it.
-
 #[cfg(test)]
 mod tests {
     use super::*;
