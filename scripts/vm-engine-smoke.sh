@@ -9,13 +9,18 @@
 # It builds a busybox bundle under /run/myrt-smoke (tmpfs: the guest's root is an overlay),
 # writes the configs with `myrt spec` + jq, and drives `myrt --root /run/myrt-vm` through run,
 # create/start, pause/resume (cgroup.freeze, cgroup.events), exec, memory/pids limits, the
-# default device rules (eBPF), kill --all, delete, and a second container in a nested cgroup
-# with its own cgroup namespace. Every check prints PASS or FAIL with the reason; the exit
-# status is non-zero if any check failed.
+# cgroup2 mount inside, the default device rules (eBPF), kill --all, delete, delete --force,
+# and a second container in a nested cgroup (/myrt/a/b) with its own cgroup namespace, which
+# makes a child cgroup of its own that ps, pause, kill --all and delete must cover. Every check
+# prints PASS or FAIL with the reason; the exit status is non-zero if any check failed.
+# About a minute in the emulated guest (~45 s of checks + boot).
 #
-# Environment: MYRT (the binary; default target/release/myrt of this checkout), VM_TIMEOUT
-# (--vm only; default 1500 s: the guest is emulated, fork+exec costs ~60 ms there).
-# shellcheck disable=SC2015 # pass and fail always succeed: "A && pass || fail" is safe
+# Build first: cargo build --release -p myrt-runtime (the debug binary is 55 MB and every myrt
+# call copies itself into a memfd). Environment: MYRT (the binary; default
+# target/release/myrt of this checkout), VM_TIMEOUT (--vm only; default 900 s).
+# pass and fail always succeed: "A && pass || fail" is safe; the $ in the single-quoted
+# scripts is for the container's shell
+# shellcheck disable=SC2015,SC2016
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +29,11 @@ REPO=$(dirname "$HERE")
 if [ "${1:-}" = --vm ]; then
     vm=$(dirname "$0")/../../shared/vm/vm-run.sh
     [ -x "$vm" ] || { echo "vm-engine-smoke: $vm not found" >&2; exit 125; }
-    export VM_TIMEOUT=${VM_TIMEOUT:-1500}
+    export VM_TIMEOUT=${VM_TIMEOUT:-900}
+    bin=${MYRT:-$REPO/target/release/myrt}
+    [ -x "$bin" ] || { echo "vm-engine-smoke: $bin missing: cargo build --release -p myrt-runtime" >&2; exit 1; }
+    newer=$(find "$REPO/runtime/src" -name '*.rs' -newer "$bin" | head -1)
+    [ -z "$newer" ] || echo "vm-engine-smoke: warning: $newer is newer than $bin" >&2
     export VM_PASS_ENV="MYRT RUST_BACKTRACE RUST_LOG"
     t0=$(date +%s%N)
     "$vm" "$(printf '%q' "$HERE/vm-engine-smoke.sh")"
@@ -41,8 +50,8 @@ ROOTFS=$WORK/rootfs
 CG=/sys/fs/cgroup
 FAILS=0
 
-pass() { echo "PASS $1: $2"; }
-fail() { echo "FAIL $1: $2"; FAILS=$((FAILS + 1)); }
+pass() { printf '[%4ss] PASS %s: %s\n' "$SECONDS" "$1" "$2"; }
+fail() { printf '[%4ss] FAIL %s: %s\n' "$SECONDS" "$1" "$2"; FAILS=$((FAILS + 1)); }
 # check NAME DESCRIPTION EXPECTED ACTUAL
 check() {
     if [ "$3" = "$4" ]; then pass "$1" "$2 = ${4//$'\n'/\\n}"; else
@@ -56,6 +65,7 @@ wait_status() {
     for _ in $(seq 1 120); do
         s=$(status_of "$1")
         [ "$s" = "$2" ] && { echo "$s"; return 0; }
+        [ -n "$s" ] || { echo "(no state)"; return 1; }
         sleep 0.5
     done
     echo "$s"
@@ -82,17 +92,20 @@ fstype=$(stat -f -c %T "$CG")
 echo "kernel: $(uname -srvm)"
 echo "cgroup: $CG is $fstype ($(awk '$5 == "/sys/fs/cgroup" { print $NF }' /proc/self/mountinfo)), root controllers: $(cat $CG/cgroup.subtree_control)"
 echo "myrt:   $MYRT ($("$MYRT" --version | head -1))"
-T0=$SECONDS
+SECONDS=0
 
 # ---------------------------------------------------------------- bundle -------
 rm -rf "$WORK" && mkdir -p "$ROOTFS"/{bin,proc,dev,sys,tmp,etc,root}
-cp /bin/busybox "$ROOTFS/bin/busybox"
-# one process: links every applet to /bin/busybox, which is where it lies in the container
-/bin/busybox --install -s "$ROOTFS/bin"
+# `busybox --install -s DIR` (one process, not one ln per applet) links every applet to the
+# binary's resolved path (/usr/bin/busybox on a merged-/usr host): put the binary there too.
+bb=$(readlink -f /bin/busybox)
+mkdir -p "$ROOTFS${bb%/*}" && cp "$bb" "$ROOTFS$bb"
+[ -e "$ROOTFS/bin/busybox" ] || ln -s "$bb" "$ROOTFS/bin/busybox"
+"$bb" --install -s "$ROOTFS/bin"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$ROOTFS/etc/passwd"
 echo 'root:x:0:' >"$ROOTFS/etc/group"
 [ -L "$ROOTFS/bin/sh" ] && [ -L "$ROOTFS/bin/mknod" ] &&
-    pass bundle "busybox rootfs with $(ls "$ROOTFS/bin" | wc -l) entries in $ROOTFS/bin" ||
+    pass bundle "busybox rootfs with $(find "$ROOTFS/bin" -mindepth 1 | wc -l) entries in $ROOTFS/bin" ||
     fail bundle "no applet links in $ROOTFS/bin"
 
 # bundle NAME CGROUPS_PATH ARGS_JSON [EXTRA_JQ]: $WORK/NAME/config.json from `myrt spec`
@@ -118,10 +131,15 @@ bundle() {
 
 bundle c1 /myrt/c1 '["echo", "hello from myrt"]'
 bundle c2 /myrt/c2 '["sh", "-c", "exit 3"]'
-bundle c3 /myrt/c3 '["sleep", "100000"]'
-bundle c4 /myrt/a/b '["sleep", "100000"]' '| .linux.namespaces += [{type: "cgroup"}]'
-devs=$(jq -c .linux.resources.devices "$WORK/c3/config.json")
-check spec "linux.resources.devices (containerd-style)" '[{"allow":false,"access":"rwm"}]' "$devs"
+# `myrt spec` adds a cgroup namespace on a v2 host (as runc does): c3 goes without one (its
+# cgroup2 mount shows the whole hierarchy), c4 keeps it (its cgroup is the mount's root)
+bundle c3 /myrt/c3 '["sleep", "100000"]' '| .linux.namespaces |= map(select(.type != "cgroup"))'
+# c4's cgroup2 mount is read-write, so that it can make a child cgroup of its own (nsdelegate)
+bundle c4 /myrt/a/b '["sleep", "100000"]' \
+    '| .linux.namespaces |= map(select(.type != "cgroup")) + [{type: "cgroup"}]
+     | (.mounts[] | select(.destination == "/sys/fs/cgroup") | .options) |= map(select(. != "ro"))'
+devs=$(jq -cS .linux.resources.devices "$WORK/c3/config.json")
+check spec "linux.resources.devices (containerd-style)" '[{"access":"rwm","allow":false}]' "$devs"
 
 # ---------------------------------------------------------------- run ----------
 out=$(myrt run -b "$WORK/c1" c1 </dev/null 2>"$WORK/c1.err")
@@ -208,7 +226,7 @@ case $out in *null-copy-ok*) pass devices "a new c 1:3 node is usable (allowed r
 
 # ---------------------------------------------------------------- kill/delete --
 myrt exec -d c3 sleep 100000 </dev/null >/dev/null 2>&1
-n=$(wc -l <"$D3/cgroup.procs")
+n=$(wc -l <"$D3/cgroup.procs" 2>/dev/null || echo 0)
 [ "$n" -ge 2 ] && pass kill-all "$n processes in the cgroup before kill --all" ||
     fail kill-all "expected >= 2 processes in $D3 before kill --all, got $n"
 myrt kill --all c3 KILL >"$WORK/c3.kill" 2>&1
@@ -223,6 +241,16 @@ check delete "exit status" 0 "$rc"
 [ "$rc" = 0 ] || echo "  output: $(head -c 2000 "$WORK/c3.delete")"
 [ ! -e "$D3" ] && pass delete "cgroup $D3 is gone" || fail delete "cgroup $D3 still exists"
 [ ! -e "$STATE/c3" ] && pass delete "state dir $STATE/c3 is gone" || fail delete "$STATE/c3 still exists"
+
+# delete --force of a running container (what a shim does on abnormal teardown)
+myrt run -d -b "$WORK/c3" c3 </dev/null >"$WORK/c3.run" 2>&1
+check force-delete "run -d: state" running "$(wait_status c3 running)"
+myrt delete --force c3 >"$WORK/c3.fdelete" 2>&1
+rc=$?
+check force-delete "exit status" 0 "$rc"
+[ "$rc" = 0 ] || echo "  output: $(head -c 2000 "$WORK/c3.fdelete")"
+[ ! -e "$D3" ] && [ ! -e "$STATE/c3" ] && pass force-delete "cgroup $D3 and $STATE/c3 are gone" ||
+    fail force-delete "left behind: $(find "$D3" "$STATE/c3" -maxdepth 0 2>/dev/null | tr "\n" " ")"
 
 # ---------------------------------------------------------------- nested -------
 D4=$CG/myrt/a/b
@@ -241,26 +269,44 @@ case " $sc " in *" memory "*" pids "*) pass nested "$CG/myrt/a/cgroup.subtree_co
 *) fail nested "$CG/myrt/a/cgroup.subtree_control lacks memory or pids: $sc" ;; esac
 check nested "$D4/memory.max, pids.max" "67108864 64" "$(cat "$D4/memory.max" "$D4/pids.max" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 # with a cgroup namespace the container's cgroup is its root, and its cgroup2 mount shows it
-out=$(myrt exec c4 sh -c 'cat /proc/self/cgroup; cat /sys/fs/cgroup/pids.max; grep -c . /sys/fs/cgroup/cgroup.procs' </dev/null 2>&1)
-check nested "inside (cgroupns): /proc/self/cgroup, pids.max, procs count" "0::/"$'\n'"64"$'\n'"1" "$out"
+out=$(myrt exec c4 sh -c 'cat /proc/self/cgroup; cat /sys/fs/cgroup/pids.max
+    grep -qx 1 /sys/fs/cgroup/cgroup.procs && echo "init (pid 1) listed"' </dev/null 2>&1)
+check nested "inside (cgroupns): /proc/self/cgroup, pids.max, cgroup.procs" \
+    "0::/"$'\n'"64"$'\n'"init (pid 1) listed" "$out"
+# a process of the container moves itself into a child cgroup it made (allowed inside its
+# cgroup namespace with nsdelegate); ps, pause, kill --all and delete must cover the subtree
+myrt exec -d c4 sh -c 'mkdir /sys/fs/cgroup/inner && echo $$ >/sys/fs/cgroup/inner/cgroup.procs &&
+    exec sleep 100000' </dev/null >"$WORK/c4.exec" 2>&1
+n=0
+for _ in $(seq 1 20); do
+    n=$(grep -c . "$D4/inner/cgroup.procs" 2>/dev/null)
+    [ "${n:-0}" -ge 1 ] && break
+    sleep 0.5
+done
+check nested "processes in $D4/inner (made by the container)" 1 "${n:-0}"
+[ "${n:-0}" = 1 ] || echo "  exec output: $(head -c 2000 "$WORK/c4.exec")"
+check nested "myrt ps -f json: count (init + the one in inner)" 2 "$(myrt ps -f json c4 2>&1 | jq length 2>&1)"
 # kill --all of a frozen container (cgroup.kill / SIGKILL reaches frozen tasks on v2)
 myrt pause c4 >/dev/null 2>&1
 check nested "state after pause" paused "$(status_of c4)"
+check nested "$D4/inner/cgroup.events frozen (inherited)" 1 "$(flat_key "$D4/inner/cgroup.events" frozen)"
 myrt kill --all c4 KILL >"$WORK/c4.kill" 2>&1
 rc=$?
 check nested "kill --all while paused: exit status" 0 "$rc"
 [ "$rc" = 0 ] || echo "  output: $(head -c 2000 "$WORK/c4.kill")"
-check nested "$D4/cgroup.procs after kill --all" "" "$(cat "$D4/cgroup.procs" 2>&1)"
+check nested "$D4/cgroup.procs, inner/cgroup.procs after kill --all" "" \
+    "$(cat "$D4/cgroup.procs" "$D4/inner/cgroup.procs" 2>&1)"
 st=$(wait_status c4 stopped)
 check nested "state" stopped "$st"
 myrt delete c4 >"$WORK/c4.delete" 2>&1
 rc=$?
 check nested "delete exit status" 0 "$rc"
 [ "$rc" = 0 ] || echo "  output: $(head -c 2000 "$WORK/c4.delete")"
-[ ! -e "$D4" ] && pass nested "cgroup $D4 is gone" || fail nested "cgroup $D4 still exists"
+[ ! -e "$D4" ] && pass nested "cgroup $D4 and its child inner are gone" ||
+    fail nested "cgroup $D4 still exists: $(find "$D4" -maxdepth 1 -type d | tr '\n' ' ')"
 
 # ---------------------------------------------------------------- summary ------
 left=$(myrt list -q 2>/dev/null | tr '\n' ' ')
 check summary "containers left in $STATE" "" "$left"
-echo "summary: $FAILS failure(s) in $((SECONDS - T0)) s on $(uname -r)"
+echo "summary: $FAILS failure(s) in $SECONDS s on $(uname -r)"
 [ "$FAILS" = 0 ]
