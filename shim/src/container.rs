@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::events::{timestamp, Events};
 use crate::io::{wait_outputs, IoContext, ProcessIo, StdioPaths};
+use crate::oom::OomWatch;
 use crate::options::ShimOptions;
 use crate::process::{lock, Exit, Process};
 use crate::reaper::{Reaper, UNKNOWN_STATUS};
@@ -32,6 +33,7 @@ const KILLED_INIT_WAIT: Duration = Duration::from_secs(5);
 /// Written in the bundle when the init exits, for the `delete` action.
 pub const EXIT_FILE: &str = "init.exit";
 const EXEC_SPEC_TYPE: &str = "opencontainers/runtime-spec/1/Process";
+const RESOURCES_TYPE: &str = "opencontainers/runtime-spec/1/LinuxResources";
 
 type EngineContainer = myrt_runtime::Container;
 
@@ -56,6 +58,8 @@ pub struct Container {
     kill_all_on_exit: bool,
     io_ctx: IoContext,
     env: Env,
+    /// Publishes TaskOOM; None when the cgroup cannot be watched (logged).
+    oom: Option<OomWatch>,
 }
 
 impl Container {
@@ -112,6 +116,8 @@ impl Container {
                     .any(|ns| ns.typ() == LinuxNamespaceType::Pid && ns.path().is_none())
             });
         let init_pid = engine.persisted().init_pid;
+        // before Start: no kill of the container's own process can be missed
+        let oom = OomWatch::start(id, engine.cgroup().config(), &env.events).await;
         let init = Arc::new(Process::new(id, None, stdio));
         init.set_io(pio);
         let c = Arc::new(Container {
@@ -124,6 +130,7 @@ impl Container {
             kill_all_on_exit,
             io_ctx,
             env: env.clone(),
+            oom,
         });
         // TaskCreate goes out before any TaskExit of this init.
         let _order = init.lifecycle.lock().await;
@@ -209,6 +216,10 @@ impl Container {
             let exit = p.set_exited(status as u32);
             if p.is_init() {
                 write_exit_file(&c.bundle, &exit);
+            }
+            // TaskOOM before TaskExit: CRI sets OOMKilled only from an OOM event it has seen
+            if let Some(oom) = &c.oom {
+                oom.flush();
             }
             info!(
                 "container {}: process {} exited with {}",
@@ -337,6 +348,22 @@ impl Container {
         Ok(())
     }
 
+    /// New cgroup limits from an Update request's JSON LinuxResources; the engine merges them
+    /// over the current ones and restores those when the kernel refuses a value.
+    pub async fn update(&self, resources: Option<&Any>) -> Result<(), TaskError> {
+        let resources = parse_resources(resources)?;
+        self.engine_mut(move |e| e.update(&resources)).await
+    }
+
+    /// The cgroup's statistics as containerd's v1 or v2 metrics (see metrics.rs); an error, not
+    /// empty metrics, when the cgroup is gone.
+    pub async fn stats(&self) -> Result<Any, TaskError> {
+        let (hierarchy, stats) = self
+            .engine(|e| Ok((e.cgroup().hierarchy(), e.stats()?)))
+            .await?;
+        crate::metrics::to_any(hierarchy, &stats).map_err(|e| TaskError::Internal(e.to_string()))
+    }
+
     /// Every process in the container's cgroup; execs carry their exec id.
     pub async fn pids(&self) -> Result<Vec<ProcessInfo>, TaskError> {
         let pids = self.engine(|e| e.processes()).await?;
@@ -400,6 +427,9 @@ impl Container {
             )));
         }
         self.engine_mut(|e| e.destroy(true)).await?;
+        if let Some(oom) = &self.oom {
+            oom.stop();
+        }
         if self.init.pid() != 0 && self.init.exited().is_none() {
             // A created container's init was just killed: report its exit first.
             let wait = tokio::time::timeout(KILLED_INIT_WAIT, self.init.wait()).await;
@@ -501,6 +531,20 @@ async fn create_engine(
         return Err(e.into());
     }
     Ok((engine, pio))
+}
+
+fn parse_resources(any: Option<&Any>) -> Result<oci_spec::runtime::LinuxResources, TaskError> {
+    let any =
+        any.ok_or_else(|| TaskError::InvalidArgument("update: resources are missing".into()))?;
+    if !any.type_url.ends_with(RESOURCES_TYPE) {
+        return Err(TaskError::InvalidArgument(format!(
+            "update: resources have type {:?}, expected types.containerd.io/{RESOURCES_TYPE}",
+            any.type_url
+        )));
+    }
+    serde_json::from_slice(&any.value).map_err(|e| {
+        TaskError::InvalidArgument(format!("update: resources are not OCI LinuxResources: {e}"))
+    })
 }
 
 fn parse_exec_spec(spec: Option<&Any>) -> Result<oci_spec::runtime::Process, TaskError> {
@@ -667,6 +711,27 @@ mod tests {
             parse_exec_spec(Some(&bad)),
             Err(TaskError::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn update_resources_parsing() {
+        let any = |t: &str, v: &str| Any {
+            type_url: t.into(),
+            value: v.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        let url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+        let r = parse_resources(Some(&any(url, r#"{"pids":{"limit":5}}"#))).unwrap();
+        assert_eq!(r.pids().unwrap().limit(), 5);
+        for bad in [
+            None,
+            Some(any("example.Foo", "{}")),
+            Some(any(url, r#"{"pids":{"limit":"x"}}"#)),
+        ] {
+            let e = parse_resources(bad.as_ref()).unwrap_err();
+            assert!(matches!(e, TaskError::InvalidArgument(_)), "{e}");
+            assert!(e.to_string().starts_with("update: resources"), "{e}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use containerd_shim::protos::api::Mount;
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
     TaskResumed, TaskStart,
 };
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -136,6 +136,17 @@ impl Events {
                 container_id: id.to_string(),
                 exec_id: exec_id.to_string(),
                 pid,
+                ..Default::default()
+            }),
+        );
+    }
+
+    /// The OOM killer hit the container's cgroup (see oom.rs for its order with TaskExit).
+    pub fn oom(&self, id: &str) {
+        self.send(
+            topics::TASK_OOM_EVENT_TOPIC,
+            Box::new(TaskOOM {
+                container_id: id.to_string(),
                 ..Default::default()
             }),
         );

@@ -4,6 +4,8 @@
 mod container;
 mod events;
 mod io;
+mod metrics;
+mod oom;
 mod options;
 mod process;
 mod reaper;

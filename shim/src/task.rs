@@ -311,8 +311,16 @@ impl Task for TaskService {
 
     async fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
         self.call("Update", |s| async move {
-            s.get(&req.id)?;
-            Err(unimplemented("updating resources is"))
+            let c = s.get(&req.id)?;
+            if !req.annotations.is_empty() {
+                // runc's shim passes only the resources on, too
+                debug!(
+                    "Update {}: annotations ignored: {:?}",
+                    req.id, req.annotations
+                );
+            }
+            c.update(req.resources.as_ref()).await?;
+            Ok(Empty::new())
         })
         .await
     }
@@ -324,8 +332,11 @@ impl Task for TaskService {
 
     async fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
         self.call("Stats", |s| async move {
-            s.get(&req.id)?;
-            Err(unimplemented("stats are"))
+            let stats = s.get(&req.id)?.stats().await?;
+            Ok(StatsResponse {
+                stats: Some(stats).into(),
+                ..Default::default()
+            })
         })
         .await
     }
@@ -410,10 +421,10 @@ mod tests {
     #[test]
     fn codes() {
         assert_eq!(TaskError::NotFound("x".into()).code(), Code::NOT_FOUND);
-        assert_eq!(unimplemented("stats are").code(), Code::UNIMPLEMENTED);
-        assert!(unimplemented("stats are")
+        assert_eq!(unimplemented("checkpoint is").code(), Code::UNIMPLEMENTED);
+        assert!(unimplemented("checkpoint is")
             .to_string()
-            .starts_with("stats are not implemented yet"));
+            .starts_with("checkpoint is not implemented yet"));
         let e: TaskError = ContainerError::NotFound("c".into()).into();
         assert_eq!(e.code(), Code::NOT_FOUND);
         let e: TaskError = ContainerError::Spec("process.args: empty".into()).into();

@@ -10,6 +10,8 @@ mod bpf;
 pub mod devices;
 mod fs;
 mod mountinfo;
+pub mod oom;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 
@@ -170,6 +172,9 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
     /// Removes the cgroup and its descendants, deepest first; a missing cgroup is fine.
     fn remove(&self) -> Result<(), CgroupError>;
     fn exists(&self) -> bool;
+    /// Usage statistics from the cgroup's files (runc's `GetStats`); a cgroup that is gone is
+    /// an error naming its directory.
+    fn stats(&self) -> Result<stats::Stats, CgroupError>;
 }
 
 /// Probes the host's hierarchy at [`CGROUP_ROOT`].

@@ -392,6 +392,10 @@ impl Manager for V1Manager {
     fn exists(&self) -> bool {
         self.unique_dirs().iter().any(|d| d.exists())
     }
+
+    fn stats(&self) -> Result<super::stats::Stats, CgroupError> {
+        super::stats::v1(&self.dirs)
+    }
 }
 
 /// (field, v1 controller) for each resource group that is set.

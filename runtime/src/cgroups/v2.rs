@@ -483,6 +483,10 @@ impl Manager for V2Manager {
     fn exists(&self) -> bool {
         self.dir.exists()
     }
+
+    fn stats(&self) -> Result<super::stats::Stats, CgroupError> {
+        super::stats::v2(&self.dir)
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod argv;
 mod console;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
@@ -15,6 +16,7 @@ mod reaper;
 mod run;
 mod spec;
 mod state;
+mod update;
 
 use std::path::{Path, PathBuf};
 
@@ -136,6 +138,10 @@ enum Command {
     Spec(spec::SpecArgs),
     /// show the enabled features
     Features,
+    /// display container events such as OOM notifications, cpu, memory, and IO usage statistics
+    Events(events::EventsArgs),
+    /// update container resource constraints
+    Update(Box<update::UpdateArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +242,8 @@ fn dispatch(g: &Global, command: Command) -> Result<i32> {
         Command::List(a) => state::list(g, a),
         Command::Spec(a) => spec::spec(a),
         Command::Features => features::features(),
+        Command::Events(a) => events::events(g, a),
+        Command::Update(a) => update::update(g, *a),
     }
 }
 

@@ -4,10 +4,13 @@
 mod create;
 mod destroy;
 mod exec;
+mod oom;
 mod pause;
 mod signal;
 mod start;
+mod stats;
 pub mod status;
+mod update;
 
 use std::collections::HashMap;
 use std::fs;
@@ -37,8 +40,14 @@ pub enum ContainerError {
     InvalidId(String),
     #[error("container {0} does not exist")]
     NotFound(String),
-    #[error("container {id}: cannot {op} a {status} container")]
-    InvalidState { id: String, op: Op, status: Status },
+    #[error("container {id}: cannot {op} a {status} container{detail}")]
+    InvalidState {
+        id: String,
+        op: Op,
+        status: Status,
+        /// Why a container that should be alive counts as stopped (empty otherwise).
+        detail: String,
+    },
     #[error("container {0} is still running: stop it first or delete with force")]
     StillRunning(String),
     #[error("{path}: {source}")]
@@ -158,12 +167,23 @@ impl Container {
 
     /// The init's pid while that very process is alive (not a zombie, not a reused pid).
     pub fn init_pid(&self) -> Option<Pid> {
-        let pid = self.state.init_pid?;
+        self.init_liveness().ok()
+    }
+
+    /// The live init, or why there is none (for error messages).
+    fn init_liveness(&self) -> std::result::Result<Pid, String> {
+        let pid = self
+            .state
+            .init_pid
+            .ok_or_else(|| "no init was started".to_string())?;
         match stat_of(pid) {
-            Some((start, zombie)) if !zombie && Some(start) == self.state.init_start_time => {
-                Some(pid)
-            }
-            _ => None,
+            None => Err(format!("init pid {pid} has exited")),
+            Some((_, true)) => Err(format!("init pid {pid} has exited (zombie)")),
+            Some((start, false)) if Some(start) != self.state.init_start_time => Err(format!(
+                "pid {pid} is now another process (start time {start}, the init's was {:?})",
+                self.state.init_start_time
+            )),
+            Some(_) => Ok(pid),
         }
     }
 
@@ -238,10 +258,15 @@ impl Container {
         if status.allows(op) {
             Ok(status)
         } else {
+            let detail = match (status, self.init_liveness()) {
+                (Status::Stopped, Err(why)) => format!(" ({why})"),
+                _ => String::new(),
+            };
             Err(ContainerError::InvalidState {
                 id: self.state.id.clone(),
                 op,
                 status,
+                detail,
             })
         }
     }

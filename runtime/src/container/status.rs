@@ -23,6 +23,7 @@ pub enum Op {
     Signal,
     Pause,
     Resume,
+    Update,
     Delete,
 }
 
@@ -46,6 +47,7 @@ impl fmt::Display for Op {
             Op::Signal => "signal",
             Op::Pause => "pause",
             Op::Resume => "resume",
+            Op::Update => "update",
             Op::Delete => "delete",
         })
     }
@@ -62,6 +64,7 @@ impl Status {
             Op::Signal => matches!(self, Created | Running | Paused),
             Op::Pause => self == Running,
             Op::Resume => self == Paused,
+            Op::Update => matches!(self, Created | Running | Paused),
             Op::Delete => matches!(self, Created | Stopped),
         }
     }
@@ -73,7 +76,7 @@ impl Status {
             Op::Pause => Status::Paused,
             Op::Resume => Status::Running,
             Op::Delete => Status::Stopped,
-            Op::Exec | Op::Signal => self,
+            Op::Exec | Op::Signal | Op::Update => self,
         }
     }
 }
@@ -97,6 +100,9 @@ mod tests {
         assert!(!Status::Paused.allows(Op::Exec));
         assert!(Status::Stopped.allows(Op::Delete));
         assert!(!Status::Running.allows(Op::Delete));
+        assert!(Status::Paused.allows(Op::Update));
+        assert!(!Status::Stopped.allows(Op::Update));
+        assert_eq!(Status::Paused.after(Op::Update), Status::Paused);
         assert_eq!(Status::Running.after(Op::Pause), Status::Paused);
         assert_eq!(Status::Paused.after(Op::Resume), Status::Running);
     }

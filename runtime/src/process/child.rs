@@ -57,7 +57,11 @@ pub(super) fn main(fd: RawFd) -> i32 {
 }
 
 fn fail(chan: &mut Channel, err: Failure) -> i32 {
-    let _ = chan.send(&ToParent::Error(err.0));
+    if chan.send(&ToParent::Error(err.0.clone())).is_err() {
+        // The caller of `create` is gone (we failed after Ready): the container's stderr is the
+        // only place left where someone will see why.
+        eprintln!("myrt-init: {}", err.0);
+    }
     1
 }
 
