@@ -754,8 +754,15 @@ mod tests {
             .stderr(std::process::Stdio::from(engine.stdio.stderr.unwrap()))
             .spawn()
             .unwrap();
-        // Play containerd: read stdout, write stdin, then CloseIO.
-        let reader = std::thread::spawn(move || std::fs::read(&sout).unwrap());
+        // Play containerd: read stdout, write stdin, then CloseIO. The reader opens the fifo
+        // now (the shim holds its write end, so this does not block), as containerd opens it
+        // before Create: output written before any reader exists is not kept.
+        let mut out_fifo = std::fs::File::open(&sout).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut out_fifo, &mut got).unwrap();
+            got
+        });
         tokio::task::spawn_blocking(move || {
             std::fs::write(&sin, b"hello through the shim\n").unwrap()
         })

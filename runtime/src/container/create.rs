@@ -214,7 +214,13 @@ impl Container {
                     }
                     parent.chan.send(&ToChild::HooksDone(Box::new(state)))?;
                 }
-                ToParent::Ready => break,
+                ToParent::Ready if init.is_some() => break,
+                ToParent::Ready => {
+                    return Err(ProcessError::Protocol(
+                        "the init reported ready before its pid was known".into(),
+                    )
+                    .into())
+                }
                 ToParent::Error(text) => {
                     kill_init(&init);
                     return Err(ProcessError::Child(text).into());

@@ -123,14 +123,32 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
     }
     namespaces::unshare(ns.new_flags_except_user())?;
 
+    // Stage 1 and stage 2 write to the same socket: stage 2 waits on this pipe until stage 1
+    // has sent its pid, so the parent never sees stage 2's messages (RunHooks, Ready) first.
+    let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Failure(format!("pipe: {e}")))?;
     // SAFETY: this process is single-threaded (a fresh exec that started no thread), so the
     // child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() }.map_err(|e| Failure(format!("fork: {e}")))? {
         ForkResult::Parent { child } => {
+            drop(gate_r);
             chan.send(&ToParent::Stage2Pid(child.as_raw()))?;
+            nix::unistd::write(&gate_w, b"1")
+                .map_err(|e| Failure(format!("release stage 2: {e}")))?;
             Ok(0)
         }
         ForkResult::Child => {
+            drop(gate_w);
+            let mut go = [0u8; 1];
+            loop {
+                match nix::unistd::read(&gate_r, &mut go) {
+                    Ok(1) => break,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    // Stage 1 died before reporting us: nobody knows our pid, so give up.
+                    _ => return Ok(1),
+                }
+            }
+            drop(gate_r);
             let err = match cfg.mode {
                 Mode::Init => stage2_init(chan, cfg),
                 Mode::Setns => stage2_setns(chan, cfg, init_root),
