@@ -572,9 +572,13 @@ async fn copy_stdin(path: PathBuf, mut to: Box<dyn AsyncWrite + Unpin + Send>, c
                 Err(_) => break,
             },
             _ = close.notified() => {
+                // Pass on what is already in the fifo. tokio's try_read trusts its cached
+                // readiness, which may not have seen the client's last write yet: read the
+                // (non-blocking) fd itself until it is empty.
                 loop {
-                    match from.try_read(&mut buf) {
+                    match nix::unistd::read(&from, &mut buf) {
                         Ok(n) if n > 0 => if to.write_all(&buf[..n]).await.is_err() { break },
+                        Err(nix::errno::Errno::EINTR) => {}
                         _ => break,
                     }
                 }
