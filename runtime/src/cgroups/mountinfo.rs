@@ -38,65 +38,35 @@ pub(super) struct CgroupMount {
     pub kind: MountKind,
 }
 
-/// mountinfo escapes space, tab, newline and backslash as octal ("\040").
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .and_then(|d| std::str::from_utf8(d).ok());
-        match oct.and_then(|d| u8::from_str_radix(d, 8).ok()) {
-            Some(v) if b[i] == b'\\' => {
-                out.push(v);
-                i += 4;
-            }
-            _ => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The cgroup mounts, in mountinfo order; v1 mounts without a known controller (such as
 /// name=systemd) are left out. Malformed lines are skipped.
 pub(super) fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
-    let mut mounts = Vec::new();
-    for line in text.lines() {
-        // "id parent maj:min root mountpoint opts [optional...] - fstype source superopts"
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let kind = match post[0] {
-            "cgroup2" => MountKind::V2,
-            "cgroup" => {
-                let c: Vec<String> = post[2]
-                    .split(',')
-                    .filter(|o| V1_CONTROLLERS.contains(o))
-                    .map(String::from)
-                    .collect();
-                if c.is_empty() {
-                    continue;
+    crate::utils::mountinfo::parse(text)
+        .into_iter()
+        .filter_map(|m| {
+            let kind = match m.fs_type.as_str() {
+                "cgroup2" => MountKind::V2,
+                "cgroup" => {
+                    let c: Vec<String> = m
+                        .super_options
+                        .iter()
+                        .filter(|o| V1_CONTROLLERS.contains(&o.as_str()))
+                        .cloned()
+                        .collect();
+                    if c.is_empty() {
+                        return None;
+                    }
+                    MountKind::V1(c)
                 }
-                MountKind::V1(c)
-            }
-            _ => continue,
-        };
-        mounts.push(CgroupMount {
-            mountpoint: PathBuf::from(unescape(pre[4])),
-            root: unescape(pre[3]),
-            kind,
-        });
-    }
-    mounts
+                _ => return None,
+            };
+            Some(CgroupMount {
+                mountpoint: m.mount_point,
+                root: m.root.to_string_lossy().into_owned(),
+                kind,
+            })
+        })
+        .collect()
 }
 
 /// controller -> cgroup path from /proc/self/cgroup ("4:memory:/a" or "2:cpu,cpuacct:/b");

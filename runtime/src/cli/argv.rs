@@ -4,58 +4,23 @@
 
 use std::ffi::OsString;
 
-/// Long flag names myrt knows (all commands); a single-dash spelling of one of these is rewritten.
-const LONG_FLAGS: &[&str] = &[
-    "additional-gids",
+/// Long flags without a value; with [`VALUE_FLAGS`] these are every long flag myrt knows (all
+/// commands), whose single-dash spelling is rewritten.
+const SWITCH_FLAGS: &[&str] = &[
     "all",
-    "apparmor",
-    "blkio-weight",
-    "bundle",
-    "cap",
-    "console-socket",
-    "cpu-burst",
-    "cpu-idle",
-    "cpu-period",
-    "cpu-quota",
-    "cpu-rt-period",
-    "cpu-rt-runtime",
-    "cpu-share",
-    "cpuset-cpus",
-    "cpuset-mems",
-    "cwd",
     "debug",
     "detach",
-    "env",
     "force",
-    "format",
     "help",
-    "interval",
     "keep",
-    "kernel-memory",
-    "kernel-memory-tcp",
-    "l3-cache-schema",
-    "log",
-    "log-format",
-    "mem-bw-schema",
-    "memory",
-    "memory-reservation",
-    "memory-swap",
     "no-new-keyring",
     "no-new-privs",
     "no-pivot",
-    "pid-file",
-    "pids-limit",
-    "preserve-fds",
-    "process",
-    "process-label",
     "quiet",
-    "resources",
-    "root",
     "rootless",
     "stats",
     "systemd-cgroup",
     "tty",
-    "user",
     "version",
 ];
 
@@ -145,7 +110,7 @@ pub fn normalize(args: Vec<OsString>) -> Vec<OsString> {
         }
         if let Some(flag) = s.strip_prefix('-').filter(|f| !f.is_empty()) {
             let name = flag.split('=').next().unwrap_or(flag);
-            if name.len() > 1 && LONG_FLAGS.contains(&name) {
+            if name.len() > 1 && (SWITCH_FLAGS.contains(&name) || VALUE_FLAGS.contains(&name)) {
                 value_next = !flag.contains('=') && VALUE_FLAGS.contains(&name);
                 out.push(OsString::from(format!("-{s}")));
             } else {

@@ -20,7 +20,7 @@ mod copyup;
 mod devices;
 mod error;
 mod masked;
-pub mod mountinfo;
+pub use crate::utils::mountinfo;
 mod mounts;
 mod options;
 mod pivot;

@@ -1,5 +1,6 @@
 //! Small helpers shared by the engine's modules.
 
+pub mod mountinfo;
 pub mod pid;
 pub mod time;
 
