@@ -21,7 +21,7 @@ use oci_spec::runtime::{Process, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::namespaces::Namespaces;
-use crate::utils::Pid;
+use crate::utils::{Pid, PidFd};
 use channel::Channel;
 
 /// The variable that switches a re-exec of this binary into init mode; its value is the fd of
@@ -98,6 +98,10 @@ pub struct ParentProcess {
     pub chan: Channel,
     child: Child,
     stage1: Pid,
+    /// Handle on stage 1, taken at once (it waits for Bootstrap, so it is still there): the
+    /// shim's reaper may collect stage 1 behind std's back, and a kill by pid could then hit a
+    /// process that reused the number.
+    stage1_fd: Option<PidFd>,
 }
 
 impl ParentProcess {
@@ -136,6 +140,7 @@ impl ParentProcess {
             chan: parent,
             child,
             stage1,
+            stage1_fd: PidFd::open(stage1).ok(),
         })
     }
 
@@ -151,7 +156,9 @@ impl ParentProcess {
 
     /// Kills stage 1 on a failed setup (it waits on the socket otherwise).
     pub fn kill_stage1(&mut self) {
-        let _ = self.child.kill();
+        if let Some(fd) = &self.stage1_fd {
+            let _ = fd.signal(nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.child.wait();
     }
 }
