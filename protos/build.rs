@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["proto/runtimeoptions.proto", "proto/runc.proto"];
+const PROTOS: &[&str] = &[
+    "proto/runtimeoptions.proto",
+    "proto/runc.proto",
+    "proto/criu/rpc.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in PROTOS {

@@ -4,9 +4,13 @@
 #   2. a Rust toolchain with rustfmt and clippy (an existing one is kept);
 #   3. `cargo build --release --workspace`, and myrt + containerd-shim-myrt-v1 installed into
 #      /usr/local/bin (where containerd finds the shim on PATH);
-#   4. the busybox test image in /var/lib/myrt-demo/image (scripts/build-image.sh).
+#   4. the busybox test image in /var/lib/myrt-demo/image (scripts/build-image.sh);
+#   5. a CRIU that passes `criu check` here, for checkpoint/restore: kept if one on PATH does,
+#      else built by scripts/install-criu.sh (CRIU 4.2.1 from Debian's source archive into
+#      /usr/local/sbin/criu, ~1 min; bookworm's criu 3.17 fails on kernels with [vvar_vclock]).
 #
-# Environment: SETUP_SKIP_CARGO=1 skips steps 2-3 (packages and image only);
+# Environment: SETUP_SKIP_CARGO=1 skips steps 2-3 (packages and image only); SETUP_SKIP_CRIU=1
+# skips step 5;
 # MYRT_PREFIX (default /usr/local) is where bin/ gets the binaries.
 set -euo pipefail
 
@@ -73,4 +77,12 @@ if [ "${SETUP_SKIP_CARGO:-0}" != 1 ]; then
 fi
 
 "$repo/scripts/build-image.sh" "$image_dir"
+
+if [ "${SETUP_SKIP_CRIU:-0}" != 1 ]; then
+    if command -v criu >/dev/null && criu check >/dev/null 2>&1; then
+        echo "setup.sh: $(command -v criu) passes criu check: $(criu --version | head -1)"
+    else
+        "$repo/scripts/install-criu.sh" </dev/null
+    fi
+fi
 echo "setup.sh: done"

@@ -28,9 +28,11 @@ PLAN_FILE=$REPO/target/vm-tests/plan
 
 # target  test-filter arguments (libtest: names are substrings; --skip drops; --exact for one).
 # Engine: the cgroup manager's kernel tests, then every engine test binary whole (lifecycle has
-# pause/resume through cgroup.freeze, kill --all through cgroup.kill, exec joining the cgroup).
+# pause/resume through cgroup.freeze, kill --all through cgroup.kill, exec joining the cgroup;
+# checkpoint has CRIU freezing through cgroup.freeze and restoring into the v2 cgroup).
 # e2e through a private containerd 1.6: the cgroup-facing suites whole, and from e2e_ctr the
-# cases that touch the cgroup (pause/resume, kill -a, ps, exec, exit codes).
+# cases that touch the cgroup (pause/resume, kill -a, ps, exec, exit codes); from e2e_checkpoint
+# the ctr round trip, leave-running with a copy, and the Checkpoint call's defaults and exit.
 PLAN=(
     "myrt_runtime cgroups::"
     "lifecycle"
@@ -38,10 +40,12 @@ PLAN=(
     "oom"
     "config"
     "bad_input"
+    "checkpoint"
     "e2e_stats"
     "e2e_update"
     "e2e_oom"
     "e2e_shim_cgroup"
+    "e2e_checkpoint restore_continues_the_counter leave_running_checkpoint shim_checkpoint_without_options"
     "e2e_ctr pause_and_resume kill_all ps_lists exec_from_image exit_codes_from_image echo_from_rootfs bad_input_in_a_shared_shim"
 )
 

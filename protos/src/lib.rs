@@ -5,6 +5,8 @@
 //! - [`runc::v1::Options`]: containerd's runc shim options (`containerd.runc.v1.Options`), plus
 //!   `CheckpointOptions` and `ProcessDetails` (the `info` of an exec in `Pids`).
 //!
+//! - [`criu`]: CRIU's RPC (swrk) messages, from CRIU 4.2.1's `rpc.proto`.
+//!
 //! Generated at build time from `proto/` with protox and prost-build.
 
 pub mod runtimeoptions {
@@ -18,6 +20,13 @@ pub mod runc {
         #![allow(deprecated)]
         include!(concat!(env!("OUT_DIR"), "/containerd.runc.v1.rs"));
     }
+}
+
+/// CRIU's RPC protocol (`criu swrk`): `CriuReq`, `CriuResp`, `CriuOpts`, … (proto2).
+pub mod criu {
+    // CRIU's .proto comments are indented with tabs.
+    #![allow(clippy::tabs_in_doc_comments)]
+    include!(concat!(env!("OUT_DIR"), "/criu.rs"));
 }
 
 /// Type URLs under which these messages travel in a `google.protobuf.Any`.

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use crate::container::{Container, ContainerError, CreateOpts, Result};
+use crate::container::{Container, ContainerError, CreateOpts, RestoreOpts, Result};
 
 pub const DEFAULT_ROOT: &str = "/run/myrt";
 /// Container ids longer than this are refused (they become directory names and cgroup paths).
@@ -36,6 +36,13 @@ impl Factory {
     pub fn create(&self, id: &str, bundle: &Path, opts: CreateOpts) -> Result<Container> {
         validate_id(id)?;
         Container::create(&self.root.join(id), id, bundle, opts)
+    }
+
+    /// Restores container `id` from a checkpoint with the bundle; returns when its restored
+    /// tree runs.
+    pub fn restore(&self, id: &str, bundle: &Path, opts: RestoreOpts) -> Result<Container> {
+        validate_id(id)?;
+        Container::restore(&self.root.join(id), id, bundle, opts)
     }
 
     pub fn load(&self, id: &str) -> Result<Container> {

@@ -7,8 +7,10 @@
 
 pub mod cgroups;
 pub mod container;
+pub mod criu;
 pub mod factory;
 pub mod hooks;
+pub mod intelrdt;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
@@ -17,7 +19,10 @@ pub mod spec;
 pub mod tty;
 pub mod utils;
 
-pub use container::{Container, ContainerError, CreateOpts, ExecOpts, Status};
+pub use container::{
+    CgroupsMode, CheckpointOpts, Container, ContainerError, CreateOpts, ExecOpts, RestoreOpts,
+    Status,
+};
 pub use factory::Factory;
 pub use process::{init_main_if_requested, Stdio};
 pub use utils::{Pid, PidFd};

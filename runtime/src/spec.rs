@@ -25,8 +25,19 @@ pub fn load(bundle: &Path) -> Result<Spec> {
             path.display()
         ))
     })?;
-    serde_json::from_slice(&data)
-        .map_err(|e| bad(format!("{}: invalid OCI runtime spec: {e}", path.display())))
+    let invalid =
+        |e: serde_json::Error| bad(format!("{}: invalid OCI runtime spec: {e}", path.display()));
+    let mut spec: Spec = serde_json::from_slice(&data).map_err(invalid)?;
+    if spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.intel_rdt().is_some())
+    {
+        // oci-spec 0.9 misreads enableCMT/enableMBM and drops unknown keys: read them raw.
+        let raw: serde_json::Value = serde_json::from_slice(&data).map_err(invalid)?;
+        crate::intelrdt::fix_up_spec(&raw, &mut spec)?;
+    }
+    Ok(spec)
 }
 
 /// The rootfs as an absolute path (root.path is relative to the bundle when not absolute).
@@ -119,7 +130,9 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
             linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()),
             "linux.sysctl",
         )?;
-        unsupported(linux.intel_rdt().is_some(), "linux.intelRdt")?;
+        // linux.intelRdt: its form here; the host's resctrl is checked when the container is
+        // created (crate::intelrdt::RdtGroup::plan).
+        crate::intelrdt::Config::from_spec(spec)?;
         unsupported(linux.personality().is_some(), "linux.personality")?;
         unsupported(linux.time_offsets().is_some(), "linux.timeOffsets")?;
         unsupported(linux.memory_policy().is_some(), "linux.memoryPolicy")?;
@@ -207,6 +220,45 @@ mod tests {
         let mut s = spec("");
         s.set_hostname(Some("box".into()));
         assert!(check(&s, false).unwrap_err().contains("hostname"));
+    }
+
+    #[test]
+    fn intel_rdt_is_checked_for_form_and_read_with_the_spec_capitals() {
+        let err = check(&spec(r#","intelRdt":{"l3CacheSchema":"L3:0=xyz"}"#), false).unwrap_err();
+        assert!(
+            err.starts_with("linux.intelRdt.l3CacheSchema \"L3:0=xyz\": "),
+            "{err}"
+        );
+        check(
+            &spec(r#","intelRdt":{"closID":"gold","memBwSchema":"MB:0=50"}"#),
+            false,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let with = |rdt: &str| {
+            let json = serde_json::to_string(&spec(&format!(r#","intelRdt":{rdt}"#))).unwrap();
+            // oci-spec writes enableCmt; config.json from containerd says enableCMT
+            std::fs::write(&path, json.replace(r#""enableCmt""#, r#""enableCMT""#)).unwrap();
+            load(dir.path())
+        };
+        let loaded = with(r#"{"enableCmt":true}"#).unwrap();
+        let rdt = loaded
+            .linux()
+            .as_ref()
+            .unwrap()
+            .intel_rdt()
+            .clone()
+            .unwrap();
+        assert_eq!(rdt.enable_cmt(), &Some(true));
+        // runtime-spec 1.3's schemata, which oci-spec 0.9 would drop, is refused
+        let raw = r#"{"ociVersion":"1.0.2","linux":{"intelRdt":{"schemata":["L3:0=f"]}}}"#;
+        std::fs::write(&path, raw).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("linux.intelRdt.schemata: not supported"),
+            "{err}"
+        );
     }
 
     #[test]

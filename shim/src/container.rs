@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -10,10 +11,12 @@ use containerd_shim::api::{CreateTaskRequest, StateResponse};
 use containerd_shim::protos::api::{Mount, ProcessInfo, Status};
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use log::{info, warn};
-use myrt_protos::runc::v1::ProcessDetails;
+use myrt_protos::runc::v1::{CheckpointOptions, ProcessDetails};
 use myrt_protos::{type_url, Message};
 use myrt_runtime::container::status::Status as EngineStatus;
-use myrt_runtime::{ContainerError, CreateOpts, ExecOpts, Factory};
+use myrt_runtime::{
+    CgroupsMode, CheckpointOpts, ContainerError, CreateOpts, ExecOpts, Factory, RestoreOpts,
+};
 use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxNamespaceType;
 use tokio::sync::oneshot;
@@ -32,6 +35,8 @@ const OUTPUT_WAIT: Duration = Duration::from_secs(2);
 const KILLED_INIT_WAIT: Duration = Duration::from_secs(5);
 /// Written in the bundle when the init exits, for the `delete` action.
 pub const EXIT_FILE: &str = "init.exit";
+/// CRIU's work dir (its logs) in the bundle: never the image dir, which containerd archives.
+const CRIU_WORK_DIR: &str = "criu-work";
 const EXEC_SPEC_TYPE: &str = "opencontainers/runtime-spec/1/Process";
 const RESOURCES_TYPE: &str = "opencontainers/runtime-spec/1/LinuxResources";
 
@@ -60,6 +65,9 @@ pub struct Container {
     env: Env,
     /// Publishes TaskOOM; None when the cgroup cannot be watched (logged).
     oom: Option<OomWatch>,
+    /// Restored from a checkpoint at Create and not yet reported started: Start only
+    /// publishes TaskStart.
+    restored: AtomicBool,
 }
 
 impl Container {
@@ -68,11 +76,14 @@ impl Container {
     pub async fn create(req: &CreateTaskRequest, env: &Env) -> Result<Arc<Container>, TaskError> {
         let id = req.id.as_str();
         myrt_runtime::factory::validate_id(id)?;
-        if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
-            return Err(TaskError::Unimplemented(
-                "restore from a checkpoint is not implemented yet".into(),
-            ));
+        if !req.parent_checkpoint.is_empty() {
+            return Err(TaskError::Unimplemented(format!(
+                "parent_checkpoint {:?}: restoring a chain of pre-dumps is not supported; \
+                 restore from a full checkpoint",
+                req.parent_checkpoint
+            )));
         }
+        let checkpoint = (!req.checkpoint.is_empty()).then(|| PathBuf::from(&req.checkpoint));
         let bundle = PathBuf::from(&req.bundle);
         if !bundle.is_absolute() {
             return Err(TaskError::InvalidArgument(format!(
@@ -96,7 +107,18 @@ impl Container {
             io_gid: opts.io_gid,
             reaper: env.reaper.clone(),
         };
-        let created = create_engine(id, &bundle, &opts, &stdio, &io_ctx, &env.namespace).await;
+        // A checkpoint is restored here, at Create (runc's shim waits for Start): errors then
+        // reach the caller of NewTask, and a failed restore leaves no half-made task.
+        let created = match &checkpoint {
+            None => create_engine(id, &bundle, &opts, &stdio, &io_ctx, &env.namespace).await,
+            Some(image) => {
+                let image = opts
+                    .criu_image_path
+                    .clone()
+                    .unwrap_or_else(|| image.clone());
+                restore_engine(id, &bundle, &opts, &stdio, &io_ctx, &env.namespace, image).await
+            }
+        };
         let (engine, pio) = match created {
             Ok(c) => c,
             Err(e) => {
@@ -131,6 +153,7 @@ impl Container {
             io_ctx,
             env: env.clone(),
             oom,
+            restored: AtomicBool::new(checkpoint.is_some()),
         });
         // TaskCreate goes out before any TaskExit of this init.
         let _order = init.lifecycle.lock().await;
@@ -152,7 +175,9 @@ impl Container {
     pub async fn start(self: &Arc<Self>, exec_id: &str) -> Result<u32, TaskError> {
         if exec_id.is_empty() {
             let _order = self.init.lifecycle.lock().await;
-            self.engine_mut(|e| e.start()).await?;
+            if !self.restored.swap(false, Ordering::SeqCst) {
+                self.engine_mut(|e| e.start()).await?;
+            }
             let pid = self.init.pid();
             self.env.events.start(&self.id, pid);
             return Ok(pid);
@@ -348,6 +373,58 @@ impl Container {
         Ok(())
     }
 
+    /// Dumps the container with CRIU into `path` (containerd's directory, unless the options
+    /// name another); leaves it running unless the options say exit. Options are runc's
+    /// CheckpointOptions (ctr sends them for any runtime) or none (the defaults).
+    pub async fn checkpoint(&self, path: &str, options: Option<&Any>) -> Result<(), TaskError> {
+        let o = parse_checkpoint_options(options)?;
+        let shim = ShimOptions::load(&self.bundle)?;
+        let image = non_empty_path(&o.image_path)
+            .or_else(|| non_empty_path(path))
+            .or(shim.criu_image_path.clone())
+            .ok_or_else(|| {
+                TaskError::InvalidArgument("checkpoint: no path for the images".into())
+            })?;
+        let work = non_empty_path(&o.work_path)
+            .or(shim.criu_work_path.clone())
+            .unwrap_or_else(|| self.bundle.join(CRIU_WORK_DIR));
+        let cgroups_mode = match o.cgroups_mode.as_str() {
+            "" => None,
+            m => Some(CgroupsMode::parse(m).map_err(TaskError::InvalidArgument)?),
+        };
+        let mut empty_ns = 0;
+        for ns in &o.empty_namespaces {
+            match ns.as_str() {
+                "network" => empty_ns |= libc::CLONE_NEWNET as u32,
+                other => {
+                    return Err(TaskError::InvalidArgument(format!(
+                        "checkpoint: empty_namespaces {other:?}: only \"network\" can be left \
+                         empty"
+                    )))
+                }
+            }
+        }
+        let opts = CheckpointOpts {
+            criu: shim.criu_path.clone(),
+            image_path: image.clone(),
+            work_path: Some(work),
+            parent_path: None,
+            leave_running: !o.exit,
+            tcp_established: o.open_tcp,
+            ext_unix_sk: o.external_unix_sockets,
+            shell_job: o.terminal,
+            file_locks: o.file_locks,
+            cgroups_mode,
+            empty_ns,
+        };
+        self.engine_mut(move |e| e.checkpoint(&opts)).await?;
+        info!("container {}: checkpointed to {}", self.id, image.display());
+        self.env
+            .events
+            .checkpointed(&self.id, &image.to_string_lossy());
+        Ok(())
+    }
+
     /// New cgroup limits from an Update request's JSON LinuxResources; the engine merges them
     /// over the current ones and restores those when the kernel refuses a value.
     pub async fn update(&self, resources: Option<&Any>) -> Result<(), TaskError> {
@@ -531,6 +608,78 @@ async fn create_engine(
         return Err(e.into());
     }
     Ok((engine, pio))
+}
+
+/// Restores container `id` from the CRIU images in `image` instead of creating it; the
+/// restored tree's stdio pipes become the new stdio.
+async fn restore_engine(
+    id: &str,
+    bundle: &Path,
+    opts: &ShimOptions,
+    stdio: &StdioPaths,
+    io_ctx: &IoContext,
+    namespace: &str,
+    image: PathBuf,
+) -> Result<(EngineContainer, ProcessIo), TaskError> {
+    let (engine_stdio, mut pio) = ProcessIo::open(stdio, io_ctx).await?;
+    let restore_opts = RestoreOpts {
+        criu: opts.criu_path.clone(),
+        image_path: image,
+        work_path: Some(
+            opts.criu_work_path
+                .clone()
+                .unwrap_or_else(|| bundle.join(CRIU_WORK_DIR)),
+        ),
+        stdio: engine_stdio.stdio,
+        console_socket: engine_stdio.console_socket,
+        no_pivot: opts.no_pivot_root,
+        ..RestoreOpts::default()
+    };
+    let root = opts.state_root(namespace);
+    let (id_owned, bundle_owned) = (id.to_string(), bundle.to_path_buf());
+    let restored = tokio::task::spawn_blocking(move || {
+        Factory::new(root)?.restore(&id_owned, &bundle_owned, restore_opts)
+    })
+    .await
+    .map_err(|e| TaskError::Internal(format!("engine restore failed: {e}")));
+    let mut engine = match restored {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            pio.close();
+            return Err(e.into());
+        }
+        Err(e) => {
+            pio.close();
+            return Err(e);
+        }
+    };
+    if let Err(e) = pio.attach_console().await {
+        pio.close();
+        let _ = tokio::task::spawn_blocking(move || engine.destroy(true)).await;
+        return Err(e.into());
+    }
+    Ok((engine, pio))
+}
+
+/// runc's CheckpointOptions from an Any (ctr sends them whatever the runtime), or defaults.
+fn parse_checkpoint_options(any: Option<&Any>) -> Result<CheckpointOptions, TaskError> {
+    let Some(any) = any.filter(|a| !(a.type_url.is_empty() && a.value.is_empty())) else {
+        return Ok(CheckpointOptions::default());
+    };
+    if !any.type_url.ends_with(type_url::RUNC_CHECKPOINT_OPTIONS) {
+        return Err(TaskError::InvalidArgument(format!(
+            "checkpoint: options of type {:?}: expected {}",
+            any.type_url,
+            type_url::RUNC_CHECKPOINT_OPTIONS
+        )));
+    }
+    CheckpointOptions::decode(any.value.as_slice()).map_err(|e| {
+        TaskError::InvalidArgument(format!("checkpoint: undecodable CheckpointOptions: {e}"))
+    })
+}
+
+fn non_empty_path(s: &str) -> Option<PathBuf> {
+    (!s.is_empty()).then(|| PathBuf::from(s))
 }
 
 fn parse_resources(any: Option<&Any>) -> Result<oci_spec::runtime::LinuxResources, TaskError> {

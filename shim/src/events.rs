@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use containerd_shim::protos::api::Mount;
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
-    TaskResumed, TaskStart,
+    TaskCheckpointed, TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO,
+    TaskOOM, TaskPaused, TaskResumed, TaskStart,
 };
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::{MessageDyn, MessageField};
@@ -157,6 +157,18 @@ impl Events {
             topics::TASK_PAUSED_EVENT_TOPIC,
             Box::new(TaskPaused {
                 container_id: id.to_string(),
+                ..Default::default()
+            }),
+        );
+    }
+
+    /// `checkpoint`: where the images went (runc's shim leaves it empty; containerd knows).
+    pub fn checkpointed(&self, id: &str, checkpoint: &str) {
+        self.send(
+            topics::TASK_CHECKPOINTED_EVENT_TOPIC,
+            Box::new(TaskCheckpointed {
+                container_id: id.to_string(),
+                checkpoint: checkpoint.to_string(),
                 ..Default::default()
             }),
         );

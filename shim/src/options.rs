@@ -71,6 +71,15 @@ pub struct ShimOptions {
     /// Owner of the stdio pipes given to the container.
     pub io_uid: Option<u32>,
     pub io_gid: Option<u32>,
+    /// The CRIU binary for checkpoint/restore; `criu` from PATH when absent.
+    #[serde(default)]
+    pub criu_path: Option<PathBuf>,
+    /// Where a checkpoint writes (instead of containerd's temp dir) and a restore reads images.
+    #[serde(default)]
+    pub criu_image_path: Option<PathBuf>,
+    /// CRIU's work dir (logs); `<bundle>/criu-work` when absent.
+    #[serde(default)]
+    pub criu_work_path: Option<PathBuf>,
 }
 
 /// The keys accepted in a runtimeoptions TOML body or file. CamelCase aliases match the names
@@ -92,6 +101,12 @@ struct TomlOptions {
     io_uid: Option<u32>,
     #[serde(default, alias = "IoGid")]
     io_gid: Option<u32>,
+    #[serde(default, alias = "CriuPath")]
+    criu_path: Option<PathBuf>,
+    #[serde(default, alias = "CriuImagePath")]
+    criu_image_path: Option<PathBuf>,
+    #[serde(default, alias = "CriuWorkPath")]
+    criu_work_path: Option<PathBuf>,
     /// CRI copies the whole options table into the body, including these two of its own.
     #[serde(default, alias = "TypeUrl")]
     #[allow(dead_code)]
@@ -154,17 +169,6 @@ impl ShimOptions {
                 o.binary_name
             )));
         }
-        for (field, value) in [
-            ("criu_path", &o.criu_path),
-            ("criu_image_path", &o.criu_image_path),
-            ("criu_work_path", &o.criu_work_path),
-        ] {
-            if !value.is_empty() {
-                return Err(OptionsError::Unsupported(format!(
-                    "{field} {value:?}: checkpoint/restore is not implemented yet; remove it"
-                )));
-            }
-        }
         if !o.task_api_address.is_empty() {
             return Err(OptionsError::Unsupported(format!(
                 "task_api_address {:?}: the shim serves its own socket only; remove it",
@@ -185,6 +189,9 @@ impl ShimOptions {
             log_level: None,
             io_uid: (o.io_uid != 0).then_some(o.io_uid),
             io_gid: (o.io_gid != 0).then_some(o.io_gid),
+            criu_path: non_empty(&o.criu_path).map(PathBuf::from),
+            criu_image_path: non_empty(&o.criu_image_path).map(PathBuf::from),
+            criu_work_path: non_empty(&o.criu_work_path).map(PathBuf::from),
         })
     }
 
@@ -225,6 +232,9 @@ impl ShimOptions {
             log_level: t.log_level.map(|l| l.to_ascii_lowercase()),
             io_uid: t.io_uid,
             io_gid: t.io_gid,
+            criu_path: t.criu_path.filter(|p| !p.as_os_str().is_empty()),
+            criu_image_path: t.criu_image_path.filter(|p| !p.as_os_str().is_empty()),
+            criu_work_path: t.criu_work_path.filter(|p| !p.as_os_str().is_empty()),
         })
     }
 
@@ -340,6 +350,31 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated)]
+    fn criu_paths_from_runc_options_and_toml() {
+        let o = RuncOptions {
+            criu_path: "/usr/local/sbin/criu".into(),
+            criu_work_path: "/var/tmp/w".into(),
+            ..Default::default()
+        };
+        let s =
+            ShimOptions::from_any(Some(&any(type_url::RUNC_OPTIONS, o.encode_to_vec()))).unwrap();
+        assert_eq!(
+            s.criu_path.as_deref(),
+            Some(Path::new("/usr/local/sbin/criu"))
+        );
+        assert_eq!(s.criu_work_path.as_deref(), Some(Path::new("/var/tmp/w")));
+        assert_eq!(s.criu_image_path, None);
+        let t = ShimOptions::from_toml(
+            "CriuPath = \"/opt/criu\"\ncriu_image_path = \"/img\"\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.criu_path.as_deref(), Some(Path::new("/opt/criu")));
+        assert_eq!(t.criu_image_path.as_deref(), Some(Path::new("/img")));
+    }
+
+    #[test]
     fn runc_options_refuse_what_is_not_supported() {
         for (o, needle) in [
             (
@@ -355,13 +390,6 @@ mod tests {
                     ..Default::default()
                 },
                 "binary_name",
-            ),
-            (
-                RuncOptions {
-                    criu_image_path: "/x".into(),
-                    ..Default::default()
-                },
-                "criu_image_path",
             ),
             (
                 RuncOptions {

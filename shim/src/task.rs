@@ -189,12 +189,6 @@ impl Shared {
     }
 }
 
-fn unimplemented(what: &str) -> TaskError {
-    TaskError::Unimplemented(format!(
-        "{what} not implemented yet in containerd-shim-myrt-v1"
-    ))
-}
-
 #[async_trait]
 impl Task for TaskService {
     async fn state(&self, _: &TtrpcContext, req: StateRequest) -> TtrpcResult<StateResponse> {
@@ -258,8 +252,10 @@ impl Task for TaskService {
 
     async fn checkpoint(&self, _: &TtrpcContext, req: CheckpointTaskRequest) -> TtrpcResult<Empty> {
         self.call("Checkpoint", |s| async move {
-            s.get(&req.id)?;
-            Err(unimplemented("checkpoint is"))
+            s.get(&req.id)?
+                .checkpoint(&req.path, req.options.as_ref())
+                .await?;
+            Ok(Empty::new())
         })
         .await
     }
@@ -421,10 +417,8 @@ mod tests {
     #[test]
     fn codes() {
         assert_eq!(TaskError::NotFound("x".into()).code(), Code::NOT_FOUND);
-        assert_eq!(unimplemented("checkpoint is").code(), Code::UNIMPLEMENTED);
-        assert!(unimplemented("checkpoint is")
-            .to_string()
-            .starts_with("checkpoint is not implemented yet"));
+        let e = TaskError::Unimplemented("parent_checkpoint: not supported".into());
+        assert_eq!(e.code(), Code::UNIMPLEMENTED);
         let e: TaskError = ContainerError::NotFound("c".into()).into();
         assert_eq!(e.code(), Code::NOT_FOUND);
         let e: TaskError = ContainerError::Spec("process.args: empty".into()).into();

@@ -6,7 +6,7 @@
 //! each instance gets its own namespace, named after its unique temp dir, and the isolated test
 //! process mounts a private tmpfs over /run/containerd first.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,6 +53,8 @@ pub struct Containerd {
     path: PathBuf,
     namespace: String,
     daemon: Option<Child>,
+    /// Extra environment of the daemon (see [`Containerd::start_with_env`]).
+    env: Vec<(OsString, OsString)>,
 }
 
 fn is_gone_or_zombie(pid: Pid) -> bool {
@@ -102,6 +104,15 @@ impl Containerd {
     /// Panics (the test fails) when containerd, ctr or the myrt shim is missing.
     #[track_caller]
     pub fn start() -> Containerd {
+        Containerd::start_with_env(|_| Vec::new())
+    }
+
+    /// [`Containerd::start`] with extra environment variables for the daemon (and so for the
+    /// shims it starts), computed from this instance's temp dir before the daemon starts.
+    /// E.g. containerd 1.6 unpacks every checkpoint it restores into
+    /// `$XDG_RUNTIME_DIR/ctrd-checkpointNNN` (else the host's /tmp) and never removes it.
+    #[track_caller]
+    pub fn start_with_env(env: impl FnOnce(&Path) -> Vec<(OsString, OsString)>) -> Containerd {
         assert!(
             is_isolated(),
             "Containerd::start() outside a private mount + pid namespace: \
@@ -135,11 +146,13 @@ impl Containerd {
             CTR_TIMEOUT,
         )
         .ok();
+        let env = env(&path);
         let mut cd = Containerd {
             dir: Some(dir),
             path,
             namespace,
             daemon: None,
+            env,
         };
         cd.start_daemon();
         cd.import_image();
@@ -168,6 +181,26 @@ impl Containerd {
     /// `<state>/io.containerd.runtime.v2.task/<ns>/<id>`: the bundle containerd gives the shim.
     pub fn bundle_dir(&self, id: &str) -> PathBuf {
         self.bundles_dir().join(id)
+    }
+
+    /// The ttrpc socket of the shim serving task `id`, from `<bundle>/address`
+    /// (`unix:///run/containerd/s/…`): for calls ctr 1.6 has no command for.
+    #[track_caller]
+    pub fn shim_socket(&self, id: &str) -> PathBuf {
+        let file = self.bundle_dir(id).join("address");
+        let address = fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+        PathBuf::from(address.trim().trim_start_matches("unix://"))
+    }
+
+    /// `<root>/io.containerd.content.v1.content/blobs/<alg>/<hex>`: the file of content
+    /// `digest` (`sha256:…`) in this instance's content store.
+    pub fn content_blob(&self, digest: &str) -> PathBuf {
+        let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        self.path
+            .join("root/io.containerd.content.v1.content/blobs")
+            .join(alg)
+            .join(hex)
     }
 
     /// `<state>/io.containerd.runtime.v2.task/<ns>`: the parent of this namespace's bundles.
@@ -204,6 +237,7 @@ impl Containerd {
             .arg("--config")
             .arg(self.path.join("config.toml"))
             .env("PATH", path_env)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -525,6 +559,23 @@ impl Containerd {
     }
 }
 
+impl Containerd {
+    /// containerd's default cgroupsPath is /<namespace>/<id>: the engines remove the container's
+    /// cgroup, the namespace's parent stays. rmdir removes it only when empty.
+    fn remove_namespace_cgroups(&self) {
+        let root = Path::new("/sys/fs/cgroup");
+        let mut parents = vec![root.join(self.namespace())];
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for e in entries.flatten() {
+                parents.push(e.path().join(self.namespace()));
+            }
+        }
+        for p in parents {
+            let _ = std::fs::remove_dir(&p);
+        }
+    }
+}
+
 impl Drop for Containerd {
     fn drop(&mut self) {
         if thread::panicking() {
@@ -541,6 +592,7 @@ impl Drop for Containerd {
         self.stop_daemon();
         self.kill_shims();
         self.unmount_all();
+        self.remove_namespace_cgroups();
         let Some(dir) = self.dir.take() else { return };
         if std::env::var_os("MYRT_E2E_KEEP").is_some() {
             shout(&format!(

@@ -32,6 +32,7 @@ pub mod events;
 pub mod image;
 pub mod isolation;
 pub mod paths;
+pub mod ttrpc;
 
 pub use command::CmdOutput;
 pub use containerd::{Containerd, Source, TaskInfo};

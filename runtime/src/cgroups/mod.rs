@@ -242,6 +242,12 @@ impl Layout {
             .into_iter()
             .filter(|m| match (&m.kind, hierarchy) {
                 (MountKind::V1(_), Hierarchy::V1) => m.mountpoint.starts_with(root),
+                // Hybrid: the cgroup2 mount beside the v1 ones (/sys/fs/cgroup/unified) is
+                // joined too, as runc does; left in its root, a container shares the host's
+                // unified cgroup (and CRIU dumps every cgroup under it).
+                (MountKind::V2, Hierarchy::V1) => {
+                    m.mountpoint.starts_with(root) && m.mountpoint != root
+                }
                 (MountKind::V2, Hierarchy::V2) => m.mountpoint == root,
                 _ => false,
             })
@@ -494,7 +500,9 @@ mod unit {
         assert_eq!(cfg.dirs["memory"], root.join("memory/default/ctr1"));
         assert_eq!(cfg.dirs["cpu"], root.join("cpu,cpuacct/default/ctr1"));
         assert_eq!(cfg.dirs["cpuacct"], cfg.dirs["cpu"]);
-        assert_eq!(cfg.dirs.len(), 4, "{cfg:?}"); // no name=systemd, no unified, no /elsewhere
+        // The hybrid cgroup2 mount is joined too (as runc does); no name=systemd, no /elsewhere.
+        assert_eq!(cfg.dirs["unified"], root.join("unified/default/ctr1"));
+        assert_eq!(cfg.dirs.len(), 5, "{cfg:?}");
 
         let m = new_manager_in(&hybrid(root), Some("sub/c"), "c", false).unwrap();
         let cfg = m.config();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use myrt_runtime::cgroups::oom::OomNotifier;
 use myrt_runtime::cgroups::stats::{self, Stats};
+use myrt_runtime::intelrdt::Stats as IntelRdtStats;
 use myrt_runtime::{Container, Status};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::{Serialize, Serializer};
@@ -44,7 +45,8 @@ pub fn events(g: &Global, a: EventsArgs) -> Result<i32> {
         )));
     }
     if a.stats {
-        emit(&Event::stats(&a.id, &container.stats()?))?;
+        let rdt = container.intel_rdt_stats()?;
+        emit(&Event::stats(&a.id, &container.stats()?, rdt))?;
         return Ok(0);
     }
     watch(&container, a.interval)
@@ -75,8 +77,11 @@ fn watch(container: &Container, interval: Duration) -> Result<i32> {
             }
             Wake::Tick => {
                 next += interval;
-                match container.stats() {
-                    Ok(s) => emit(&Event::stats(id, &s))?,
+                match container
+                    .stats()
+                    .and_then(|s| Ok((s, container.intel_rdt_stats()?)))
+                {
+                    Ok((s, rdt)) => emit(&Event::stats(id, &s, rdt))?,
                     Err(e) => log::error!("{e}"),
                 }
             }
@@ -142,11 +147,14 @@ struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    fn stats(id: &'a str, s: &Stats) -> Event<'a> {
+    /// `rdt`: the container's Intel RDT statistics, when it has linux.intelRdt.
+    fn stats(id: &'a str, s: &Stats, rdt: Option<IntelRdtStats>) -> Event<'a> {
+        let mut data = RuncStats::from(s);
+        data.intel_rdt = rdt.unwrap_or_default();
         Event {
             kind: "stats",
             id,
-            data: Some(RuncStats::from(s)),
+            data: Some(data),
         }
     }
 
@@ -175,8 +183,9 @@ struct RuncStats {
     pids: Pids,
     blkio: Blkio,
     hugetlb: BTreeMap<String, Hugetlb>,
-    /// myrt manages no Intel RDT: runc's empty struct.
-    intel_rdt: BTreeMap<String, u64>,
+    /// runc's types.IntelRdt: its intelrdt.Stats with the same JSON names; `{}` without
+    /// linux.intelRdt.
+    intel_rdt: IntelRdtStats,
     /// Not collected (runc reads them from the container's network namespace): null.
     network_interfaces: Option<Vec<()>>,
 }
@@ -445,7 +454,7 @@ impl From<&Stats> for RuncStats {
                     (size.clone(), h)
                 })
                 .collect(),
-            intel_rdt: BTreeMap::new(),
+            intel_rdt: IntelRdtStats::default(),
             network_interfaces: None,
         }
     }
@@ -535,7 +544,7 @@ mod tests {
             op: "Read".into(),
             value: 3,
         });
-        let line = serde_json::to_string(&Event::stats("c1", &s)).unwrap();
+        let line = serde_json::to_string(&Event::stats("c1", &s, None)).unwrap();
         // the shape of runc 1.1's `events --stats` output
         assert!(
             line.starts_with(
@@ -560,9 +569,23 @@ mod tests {
             },
             full: stats::PsiData::default(),
         });
-        let line = serde_json::to_string(&Event::stats("c1", &s)).unwrap();
+        let line = serde_json::to_string(&Event::stats("c1", &s, None)).unwrap();
         assert!(
             line.contains(r#""psi":{"some":{"avg10":1.5,"avg60":0,"avg300":0,"total":7},"full":{"avg10":0,"avg60":0,"avg300":0,"total":0}}"#),
+            "{line}"
+        );
+
+        // runc's types.IntelRdt: only what was read, with runc's names
+        let rdt = IntelRdtStats {
+            l3_cache_schema: "L3:0=ff".into(),
+            cmt_stats: Some(vec![myrt_runtime::intelrdt::CmtNumaNodeStats {
+                llc_occupancy: 4096,
+            }]),
+            ..Default::default()
+        };
+        let line = serde_json::to_string(&Event::stats("c1", &s, Some(rdt))).unwrap();
+        assert!(
+            line.contains(r#""intel_rdt":{"l3_cache_schema":"L3:0=ff","cmt_stats":[{"llc_occupancy":4096}]},"network_interfaces":null"#),
             "{line}"
         );
     }

@@ -98,7 +98,17 @@ fn oci_namespace(kind: Kind) -> &'static str {
     }
 }
 
-pub fn document() -> Value {
+/// What `--criu` says about checkpoint/restore on this host: the version, or why not.
+pub fn criu_status(criu: &std::path::Path) -> String {
+    let c = myrt_runtime::criu::Criu::new(Some(criu));
+    match c.check_version(myrt_runtime::criu::MIN_VERSION) {
+        Ok(v) => format!("{v} ({})", criu.display()),
+        Err(e) => format!("unavailable: {e}"),
+    }
+}
+
+/// The features document; `criu` is [`criu_status`] when known.
+pub fn document_with(criu: Option<String>) -> Value {
     let mut namespaces: Vec<&str> = Kind::ALL.iter().map(|k| oci_namespace(*k)).collect();
     namespaces.sort_unstable();
     let mut caps: Vec<caps::Capability> = caps::all().into_iter().collect();
@@ -116,23 +126,31 @@ pub fn document() -> Value {
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
-            "intelRdt": {"enabled": false},
+            "intelRdt": {"enabled": true},
             "mountExtensions": {"idmap": {"enabled": false}}
         },
-        "annotations": {
-            "io.containerd.myrt.version": VERSION,
-            "io.containerd.myrt.checkpoint.enabled": "false"
-        }
+        "annotations": annotations(criu)
     })
 }
 
-pub fn features() -> Result<i32> {
+fn annotations(criu: Option<String>) -> Value {
+    let mut a = json!({
+        "io.containerd.myrt.version": VERSION,
+        "io.containerd.myrt.checkpoint.enabled": "true",
+    });
+    if let Some(c) = criu {
+        a["io.containerd.myrt.checkpoint.criu"] = json!(c);
+    }
+    a
+}
+
+pub fn features(criu: &std::path::Path) -> Result<i32> {
     // runc indents with four spaces.
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     // Serializing a Value into a Vec cannot fail.
-    let _ = document().serialize(&mut ser);
+    let _ = document_with(Some(criu_status(criu))).serialize(&mut ser);
     println!("{}", String::from_utf8_lossy(&buf));
     Ok(0)
 }
@@ -143,9 +161,10 @@ mod tests {
 
     #[test]
     fn parses_as_oci_features() {
-        let f: oci_spec::runtime::Features = serde_json::from_value(document()).unwrap();
+        let f: oci_spec::runtime::Features = serde_json::from_value(document_with(None)).unwrap();
         let linux = f.linux().as_ref().unwrap();
         assert_eq!(linux.seccomp().as_ref().unwrap().enabled(), &Some(false));
+        assert_eq!(linux.intel_rdt().as_ref().unwrap().enabled(), &Some(true));
         assert!(linux
             .capabilities()
             .as_ref()

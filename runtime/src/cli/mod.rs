@@ -3,6 +3,7 @@
 //! record in `--log`), exit code 1.
 
 mod argv;
+mod checkpoint;
 mod console;
 mod delete;
 mod events;
@@ -100,6 +101,9 @@ pub struct Cli {
     /// root directory for storage of container state (this should be located in tmpfs)
     #[arg(long, value_name = "DIR", default_value = myrt_runtime::factory::DEFAULT_ROOT, global = true)]
     root: PathBuf,
+    /// path to the criu binary used for checkpoint and restore
+    #[arg(long, value_name = "PATH", default_value = "criu", global = true)]
+    criu: PathBuf,
     /// enable systemd cgroup support (not supported yet)
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
@@ -142,6 +146,10 @@ enum Command {
     Events(events::EventsArgs),
     /// update container resource constraints
     Update(Box<update::UpdateArgs>),
+    /// checkpoint a running container (with CRIU)
+    Checkpoint(Box<checkpoint::CheckpointArgs>),
+    /// restore a container from a previous checkpoint (with CRIU)
+    Restore(Box<checkpoint::RestoreArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +164,7 @@ struct IdArg {
 pub struct Global {
     root: PathBuf,
     systemd_cgroup: bool,
+    criu: PathBuf,
 }
 
 impl Global {
@@ -206,6 +215,7 @@ pub fn main() -> i32 {
         let global = Global {
             root,
             systemd_cgroup: cli.systemd_cgroup,
+            criu: cli.criu,
         };
         dispatch(&global, command)
     });
@@ -241,9 +251,11 @@ fn dispatch(g: &Global, command: Command) -> Result<i32> {
         }
         Command::List(a) => state::list(g, a),
         Command::Spec(a) => spec::spec(a),
-        Command::Features => features::features(),
+        Command::Features => features::features(&g.criu),
         Command::Events(a) => events::events(g, a),
         Command::Update(a) => update::update(g, *a),
+        Command::Checkpoint(a) => checkpoint::checkpoint(g, *a),
+        Command::Restore(a) => checkpoint::restore(g, *a),
     }
 }
 

@@ -71,10 +71,10 @@ pub struct UpdateArgs {
     /// (obsoleted; do not use)
     #[arg(long = "kernel-memory-tcp", value_name = "SIZE", hide = true)]
     pub kernel_memory_tcp: Option<String>,
-    /// The string of Intel RDT/CAT L3 cache schema (not supported)
+    /// The string of Intel RDT/CAT L3 cache schema
     #[arg(long = "l3-cache-schema", value_name = "SCHEMA")]
     pub l3_cache_schema: Option<String>,
-    /// The string of Intel RDT/MBA memory bandwidth schema (not supported)
+    /// The string of Intel RDT/MBA memory bandwidth schema
     #[arg(long = "mem-bw-schema", value_name = "SCHEMA")]
     pub mem_bw_schema: Option<String>,
     /// the container id
@@ -83,17 +83,19 @@ pub struct UpdateArgs {
 }
 
 pub fn update(g: &Global, a: UpdateArgs) -> Result<i32> {
-    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
-        return Err(CliError::Usage(
-            "Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported by myrt".into(),
-        ));
-    }
     let resources = match &a.resources {
         Some(path) => read_resources(path)?,
         None => from_flags(&a)?,
     };
+    let rdt = a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some();
     let mut container = g.factory()?.load(&a.id)?;
-    container.update(&resources)?;
+    // Only the Intel RDT flags: the cgroup is left alone.
+    if !rdt || a.resources.is_some() || resources != LinuxResources::default() {
+        container.update(&resources)?;
+    }
+    if rdt {
+        container.update_intel_rdt(a.l3_cache_schema.as_deref(), a.mem_bw_schema.as_deref())?;
+    }
     Ok(0)
 }
 

@@ -52,6 +52,8 @@ impl Container {
         let namespaces = Namespaces::from_spec(&spec)?;
         crate::spec::validate(&spec, &namespaces, opts.console_socket.is_some())?;
         namespaces.validate_paths()?;
+        // Intel RDT: find resctrl and check what linux.intelRdt needs before anything exists.
+        let intel_rdt = crate::intelrdt::RdtGroup::plan(&spec, id)?;
 
         fs::create_dir(dir).map_err(|source| match source.kind() {
             std::io::ErrorKind::AlreadyExists => {
@@ -68,11 +70,14 @@ impl Container {
             cgroups_path.map(|p| p.to_string_lossy()).as_deref(),
             id,
             opts.systemd_cgroup,
-        ) {
+        )
+        .map_err(ContainerError::from)
+        .and_then(|m| check_cgroup_unused(m.as_ref()).map(|()| m))
+        {
             Ok(m) => m,
             Err(e) => {
                 let _ = fs::remove_dir_all(dir);
-                return Err(e.into());
+                return Err(e);
             }
         };
         let mut c = Container {
@@ -88,6 +93,7 @@ impl Container {
                 cgroup: cgroup.config(),
                 annotations: spec.annotations().clone().unwrap_or_default(),
                 no_pivot: opts.no_pivot,
+                intel_rdt,
             },
             spec,
             cgroup,
@@ -112,6 +118,12 @@ impl Container {
 
         self.cgroup.create()?;
         self.cgroup.apply(&self.resources_with_default_devices())?;
+        // Intel RDT: create or join the resctrl group and write its schemata before any task
+        // is in it; saved so that a later delete removes what was created.
+        if let Some(rdt) = self.state.intel_rdt.as_mut() {
+            rdt.setup(&self.spec)?;
+            self.save()?;
+        }
         let fifo = self.dir.join(EXEC_FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| io_err(&fifo)(e.into()))?;
@@ -165,6 +177,10 @@ impl Container {
     fn drive_init(&mut self, parent: &mut ParentProcess, cfg: ChildConfig) -> Result<()> {
         // Into the cgroup before any namespace exists, so a new cgroup namespace is rooted there.
         self.cgroup.add_task(parent.stage1_pid())?;
+        // Intel RDT: likewise into the resctrl group; the init forked by stage 1 inherits it.
+        if let Some(rdt) = &self.state.intel_rdt {
+            rdt.add_task(parent.stage1_pid())?;
+        }
         parent.chan.set_timeout(Some(SETUP_TIMEOUT))?;
         parent.chan.send(&ToChild::Bootstrap(Box::new(cfg)))?;
         let mut init: Option<(Pid, PidFd)> = None;
@@ -214,7 +230,17 @@ impl Container {
                     }
                     parent.chan.send(&ToChild::HooksDone(Box::new(state)))?;
                 }
-                ToParent::Ready if init.is_some() => break,
+                ToParent::Ready if init.is_some() => {
+                    // Intel RDT: the init itself, named in `tasks` before it runs the user's
+                    // process (already in the group through stage 1; this checks it is).
+                    if let (Some(rdt), Some((pid, _))) = (&self.state.intel_rdt, &init) {
+                        if let Err(e) = rdt.add_task(*pid) {
+                            kill_init(&init);
+                            return Err(e.into());
+                        }
+                    }
+                    break;
+                }
                 ToParent::Ready => {
                     return Err(ProcessError::Protocol(
                         "the init reported ready before its pid was known".into(),
@@ -232,7 +258,7 @@ impl Container {
 
     /// The spec's resources plus the devices every container gets (null, zero, full, tty,
     /// random, urandom, ptys) and those of linux.devices, as runc's specconv adds them.
-    fn resources_with_default_devices(&self) -> oci_spec::runtime::LinuxResources {
+    pub(super) fn resources_with_default_devices(&self) -> oci_spec::runtime::LinuxResources {
         let linux = self.spec.linux().as_ref();
         let mut res = linux
             .and_then(|l| l.resources().clone())
@@ -247,15 +273,16 @@ impl Container {
         res
     }
 
-    fn oci_state_creating(&self) -> crate::hooks::OciState {
+    pub(super) fn oci_state_creating(&self) -> crate::hooks::OciState {
         let mut s = self.oci_state();
         s.status = "creating".into();
         s.pid = self.state.init_pid.map(Pid::as_raw);
         s
     }
 
-    /// Undo a failed create: kill what started, remove the cgroup and the directory.
-    fn cleanup_failed_create(&mut self) {
+    /// Undo a failed create: kill what started, remove the cgroup, the resctrl groups made for
+    /// it and the directory.
+    pub(super) fn cleanup_failed_create(&mut self) {
         if let Some(fd) = self.init_pidfd() {
             let _ = fd.signal(nix::sys::signal::Signal::SIGKILL);
         }
@@ -270,10 +297,36 @@ impl Container {
                 );
             }
         }
+        if let Some(rdt) = self.state.intel_rdt.as_mut() {
+            if let Err(e) = rdt.remove() {
+                log::warn!("container {}: after failed create: {e}", self.state.id);
+            }
+        }
         if let Err(e) = fs::remove_dir_all(&self.dir) {
             log::warn!("remove {}: {e}", self.dir.display());
         }
     }
+}
+
+/// A cgroup that already holds processes belongs to another container (e.g. a copy restored
+/// from a checkpoint whose spec names the original's cgroupsPath): sharing it would let one
+/// container's delete kill and remove the other. Checked before anything is made, since the
+/// cleanup of a failed create kills and removes the cgroup (runc 1.2 refuses this too).
+pub(super) fn check_cgroup_unused(cgroup: &dyn cgroups::Manager) -> Result<()> {
+    if !cgroup.exists() {
+        return Ok(());
+    }
+    let pids = cgroup.pids().unwrap_or_default();
+    if pids.is_empty() {
+        return Ok(());
+    }
+    Err(ContainerError::Spec(format!(
+        "linux.cgroupsPath {}: the cgroup already holds {} process(es) (pid {}), of another \
+         container; give this container a cgroupsPath of its own",
+        cgroup.path().display(),
+        pids.len(),
+        pids[0]
+    )))
 }
 
 fn kill_init(init: &Option<(Pid, PidFd)>) {

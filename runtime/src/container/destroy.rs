@@ -23,6 +23,10 @@ impl Container {
         let mut state = self.oci_state();
         state.status = Status::Stopped.to_string();
         self.cgroup.remove()?;
+        // Intel RDT: remove the resctrl groups myrt made (never a class it only joined).
+        if let Some(rdt) = self.state.intel_rdt.as_mut() {
+            rdt.remove()?;
+        }
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

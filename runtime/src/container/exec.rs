@@ -76,6 +76,10 @@ impl Container {
 
     fn drive_exec(&self, parent: &mut ParentProcess, cfg: ChildConfig) -> Result<Pid> {
         self.cgroup.add_task(parent.stage1_pid())?;
+        // Intel RDT: into the container's resctrl group too; the exec'd process inherits it.
+        if let Some(rdt) = &self.state.intel_rdt {
+            rdt.add_task(parent.stage1_pid())?;
+        }
         parent.chan.set_timeout(Some(EXEC_TIMEOUT))?;
         parent.chan.send(&ToChild::Bootstrap(Box::new(cfg)))?;
         let mut child: Option<(Pid, Option<PidFd>)> = None;

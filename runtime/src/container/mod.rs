@@ -1,11 +1,13 @@
 //! A container: its state directory, its persisted state and the verbs of libcontainer's
 //! `Container` (one file per verb: create, start, signal, pause, exec, destroy).
 
+mod checkpoint;
 mod create;
 mod destroy;
 mod exec;
 mod oom;
 mod pause;
+mod restore;
 mod signal;
 mod start;
 mod stats;
@@ -26,8 +28,10 @@ use crate::namespaces::NamespaceError;
 use crate::process::ProcessError;
 use crate::utils::pid::{stat_of, PidError};
 use crate::utils::{Pid, PidFd};
+pub use checkpoint::{CgroupsMode, CheckpointOpts};
 pub use create::CreateOpts;
 pub use exec::ExecOpts;
+pub use restore::RestoreOpts;
 pub use status::{Op, Status};
 
 pub(crate) const STATE_FILE: &str = "state.json";
@@ -72,6 +76,10 @@ pub enum ContainerError {
     Hook(#[from] HookError),
     #[error(transparent)]
     Signal(#[from] PidError),
+    #[error(transparent)]
+    IntelRdt(#[from] crate::intelrdt::IntelRdtError),
+    #[error(transparent)]
+    Criu(#[from] crate::criu::CriuError),
     #[error("container {id}: init process exited before start")]
     InitGone { id: String },
     #[error("container {id}: start failed: {reason}")]
@@ -106,6 +114,9 @@ pub struct PersistedState {
     pub annotations: HashMap<String, String>,
     #[serde(default)]
     pub no_pivot: bool,
+    /// The container's resctrl groups (linux.intelRdt), to remove on destroy.
+    #[serde(default)]
+    pub intel_rdt: Option<crate::intelrdt::RdtGroup>,
 }
 
 /// A container loaded from (or just written to) its state directory.

@@ -1,5 +1,5 @@
 //! `stats`: the container's cgroup statistics (libcontainer's `Stats`, without network
-//! interfaces and Intel RDT, which myrt does not manage).
+//! interfaces) and its Intel RDT statistics.
 
 use super::{Container, Result};
 use crate::cgroups::stats::Stats;
@@ -10,5 +10,14 @@ impl Container {
     /// engine's back) is an error naming its directory.
     pub fn stats(&self) -> Result<Stats> {
         Ok(self.cgroup.stats()?)
+    }
+
+    /// Intel RDT statistics of the container's resctrl group (runc's `intelrdt.Stats`), or
+    /// `None` when config.json has no linux.intelRdt.
+    pub fn intel_rdt_stats(&self) -> Result<Option<crate::intelrdt::Stats>> {
+        match &self.state.intel_rdt {
+            Some(rdt) => Ok(Some(rdt.stats()?)),
+            None => Ok(None),
+        }
     }
 }

@@ -24,6 +24,7 @@ pub enum Op {
     Pause,
     Resume,
     Update,
+    Checkpoint,
     Delete,
 }
 
@@ -48,6 +49,7 @@ impl fmt::Display for Op {
             Op::Pause => "pause",
             Op::Resume => "resume",
             Op::Update => "update",
+            Op::Checkpoint => "checkpoint",
             Op::Delete => "delete",
         })
     }
@@ -65,6 +67,8 @@ impl Status {
             Op::Pause => self == Running,
             Op::Resume => self == Paused,
             Op::Update => matches!(self, Created | Running | Paused),
+            // runc: only a live tree can be dumped; CRIU freezes a running one itself.
+            Op::Checkpoint => matches!(self, Running | Paused),
             Op::Delete => matches!(self, Created | Stopped),
         }
     }
@@ -76,7 +80,7 @@ impl Status {
             Op::Pause => Status::Paused,
             Op::Resume => Status::Running,
             Op::Delete => Status::Stopped,
-            Op::Exec | Op::Signal | Op::Update => self,
+            Op::Exec | Op::Signal | Op::Update | Op::Checkpoint => self,
         }
     }
 }
@@ -102,6 +106,9 @@ mod tests {
         assert!(!Status::Running.allows(Op::Delete));
         assert!(Status::Paused.allows(Op::Update));
         assert!(!Status::Stopped.allows(Op::Update));
+        assert!(Status::Running.allows(Op::Checkpoint));
+        assert!(!Status::Created.allows(Op::Checkpoint));
+        assert!(!Status::Stopped.allows(Op::Checkpoint));
         assert_eq!(Status::Paused.after(Op::Update), Status::Paused);
         assert_eq!(Status::Running.after(Op::Pause), Status::Paused);
         assert_eq!(Status::Paused.after(Op::Resume), Status::Running);

@@ -99,6 +99,74 @@ impl Container {
     }
 }
 
+impl Container {
+    /// New Intel RDT schemas (`myrt update --l3-cache-schema/--mem-bw-schema`): the given ones
+    /// replace those of linux.intelRdt, the schemata of the container's resctrl group are
+    /// rewritten and config.json saved. A container without linux.intelRdt gets a group of its
+    /// own with every current process moved in, as runc's update does. A class the container
+    /// only joined is refused (other containers share it); the kernel's refusal names the value.
+    pub fn update_intel_rdt(
+        &mut self,
+        l3_cache_schema: Option<&str>,
+        mem_bw_schema: Option<&str>,
+    ) -> Result<()> {
+        self.check(Op::Update)?;
+        let mut spec = self.spec.clone();
+        let mut rdt = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.intel_rdt().clone())
+            .unwrap_or_default();
+        if let Some(s) = l3_cache_schema {
+            rdt.set_l3_cache_schema(Some(s.to_string()));
+        }
+        if let Some(s) = mem_bw_schema {
+            rdt.set_mem_bw_schema(Some(s.to_string()));
+        }
+        let cfg = crate::intelrdt::Config::from_oci(&rdt)?;
+        match spec.linux_mut() {
+            Some(linux) => {
+                linux.set_intel_rdt(Some(rdt));
+            }
+            None => {
+                let mut linux: Linux =
+                    serde_json::from_value(Value::Object(Map::new())).map_err(|e| spec_err(&e))?;
+                linux.set_intel_rdt(Some(rdt));
+                spec.set_linux(Some(linux));
+            }
+        }
+        match &self.state.intel_rdt {
+            Some(group) => group.set_schemata(&cfg)?,
+            None => {
+                // runc moves the init only; every process of the cgroup moves here.
+                let pids = self.processes()?;
+                let mut group = crate::intelrdt::RdtGroup::plan(&spec, &self.state.id)?
+                    .ok_or_else(|| ContainerError::Spec("linux.intelRdt: missing".into()))?;
+                let joined = group
+                    .setup(&spec)
+                    .and_then(|()| pids.iter().try_for_each(|pid| group.add_process(*pid)));
+                if let Err(e) = joined {
+                    if let Err(r) = group.remove() {
+                        log::warn!("container {}: {r}", self.state.id);
+                    }
+                    return Err(e.into());
+                }
+                self.state.intel_rdt = Some(group);
+                self.save()?;
+            }
+        }
+        let path = self.dir.join(CONFIG_FILE);
+        let data = serde_json::to_vec_pretty(&spec).map_err(|source| ContainerError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        super::write_atomic(&path, &data)?;
+        self.spec = spec;
+        log::debug!("container {}: intelRdt updated", self.state.id);
+        Ok(())
+    }
+}
+
 fn spec_err(e: &serde_json::Error) -> ContainerError {
     ContainerError::Spec(format!("linux.resources: {e}"))
 }
