@@ -470,3 +470,119 @@ fn only_a_live_container_can_be_checkpointed() {
     env.ok(&["delete", "--force", &env.id]);
     env.assert_gone();
 }
+
+/// Accepts one connection on `listener` (bounded) and receives the pty master over it.
+fn console_master(
+    listener: &std::os::unix::net::UnixListener,
+) -> Result<std::os::fd::OwnedFd, String> {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conn = loop {
+        match listener.accept() {
+            Ok((conn, _)) => break conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "nobody connected to the console socket"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).expect("blocking");
+    use std::os::fd::AsFd;
+    myrt_runtime::tty::recv_console(conn.as_fd())
+        .map(|(fd, _)| fd)
+        .map_err(|e| e.to_string())
+}
+
+/// The first whole number the terminal shows after `after` (bounded).
+fn number_from(master: std::os::fd::OwnedFd, after: u64) -> u64 {
+    let mut r = BufReader::new(fs::File::from(master));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no number above {after} on the terminal"
+        );
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            panic!("the terminal closed before a number above {after}");
+        }
+        if let Ok(n) = line.trim().parse::<u64>() {
+            if n > after {
+                return n;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_terminal_comes_back_over_a_new_console_socket() {
+    if !isolate() {
+        return;
+    }
+    let (env, counter) = counter_env("tty", COUNTER);
+    env.edit(|c| c["process"]["terminal"] = json!(true));
+    let image = env.path("image");
+    let image_s = image.to_str().unwrap();
+    let sock = env.path("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let mut run = env.command(&[
+        "run",
+        "-d",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        env.bundle_str(),
+        &env.id,
+    ]);
+    let child = run
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("myrt run");
+    let master = console_master(&listener).expect("pty master");
+    let (status, _) = common::wait_timeout(child, Duration::from_secs(30));
+    assert!(status.success(), "run -d with a terminal failed");
+    let first = number_from(master.try_clone().expect("dup"), 0);
+    assert!(first >= 1);
+    wait_counter(&counter, 3);
+    quiet_ok(&env, &["checkpoint", "--image-path", image_s, &env.id]);
+    let n1 = read_counter(&counter).expect("counter");
+    drop(master);
+
+    let sock2 = env.path("console2.sock");
+    let listener2 = std::os::unix::net::UnixListener::bind(&sock2).expect("bind");
+    let mut restore = env.command(&[
+        "--criu",
+        &criu(),
+        "restore",
+        "-d",
+        "--console-socket",
+        sock2.to_str().unwrap(),
+        "--image-path",
+        image_s,
+        "--bundle",
+        env.bundle_str(),
+        &env.id,
+    ]);
+    let err = env.path("restore.err");
+    let child = restore
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err).expect("err file"))
+        .spawn()
+        .expect("myrt restore");
+    let master = console_master(&listener2);
+    let (status, _) = common::wait_timeout(child, Duration::from_secs(60));
+    let said = fs::read_to_string(&err).unwrap_or_default();
+    assert!(status.success(), "restore with a terminal failed: {said}");
+    let master = master.unwrap_or_else(|e| panic!("no pty master: {e}; restore said: {said}"));
+    let n = number_from(master, n1);
+    assert!(n <= n1 + 30, "the restored tree printed {n} after {n1}");
+    env.ok(&["delete", "--force", &env.id]);
+    env.assert_gone();
+}

@@ -272,6 +272,12 @@ fn restore_continues_the_counter() {
     let n3 = wait_counter(&cd, id, 0);
     assert!(n3 > n2, "the restored counter stands still: {n2} then {n3}");
     assert_eq!(cd.task(id).map(|t| t.status).as_deref(), Some("RUNNING"));
+    // Evidence for the notes (--nocapture).
+    eprintln!(
+        "counter ({}): {n1} at the checkpoint, the original went on to {later}; restored \
+         task shows {n2}, 1 s later {n3}",
+        runtime()
+    );
 
     // The restored task is an ordinary one: exec works (above), kill gives its exit event.
     cd.ctr(["tasks", "kill", "-s", "SIGKILL", id]).ok();

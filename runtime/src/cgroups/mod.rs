@@ -500,9 +500,11 @@ mod unit {
         assert_eq!(cfg.dirs["memory"], root.join("memory/default/ctr1"));
         assert_eq!(cfg.dirs["cpu"], root.join("cpu,cpuacct/default/ctr1"));
         assert_eq!(cfg.dirs["cpuacct"], cfg.dirs["cpu"]);
-        // The hybrid cgroup2 mount is joined too (as runc does); no name=systemd, no /elsewhere.
+        // The hybrid cgroup2 mount and name=systemd are joined too (as runc does); not
+        // /elsewhere (outside the root).
         assert_eq!(cfg.dirs["unified"], root.join("unified/default/ctr1"));
-        assert_eq!(cfg.dirs.len(), 5, "{cfg:?}");
+        assert_eq!(cfg.dirs["name=systemd"], root.join("systemd/default/ctr1"));
+        assert_eq!(cfg.dirs.len(), 6, "{cfg:?}");
 
         let m = new_manager_in(&hybrid(root), Some("sub/c"), "c", false).unwrap();
         let cfg = m.config();

@@ -38,8 +38,10 @@ pub(super) struct CgroupMount {
     pub kind: MountKind,
 }
 
-/// The cgroup mounts, in mountinfo order; v1 mounts without a known controller (such as
-/// name=systemd) are left out. Malformed lines are skipped.
+/// The cgroup mounts, in mountinfo order. A named v1 hierarchy (name=systemd) counts with its
+/// name as its one "controller": runc joins it too, and a container left in its root would make
+/// CRIU dump the host's whole hierarchy. Other v1 mounts without a known controller are left
+/// out. Malformed lines are skipped.
 pub(super) fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
     crate::utils::mountinfo::parse(text)
         .into_iter()
@@ -50,7 +52,7 @@ pub(super) fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
                     let c: Vec<String> = m
                         .super_options
                         .iter()
-                        .filter(|o| V1_CONTROLLERS.contains(&o.as_str()))
+                        .filter(|o| V1_CONTROLLERS.contains(&o.as_str()) || o.starts_with("name="))
                         .cloned()
                         .collect();
                     if c.is_empty() {
@@ -111,13 +113,14 @@ mod tests {
     fn cgroups_mountinfo_hybrid() {
         let m = parse_mountinfo(HYBRID);
         let v1 = |c: &[&str]| MountKind::V1(c.iter().map(|s| s.to_string()).collect());
-        assert_eq!(m.len(), 5, "{m:?}");
+        assert_eq!(m.len(), 6, "{m:?}");
         assert_eq!(m[0].mountpoint, PathBuf::from("/sys/fs/cgroup/cpu"));
         assert_eq!(m[0].kind, v1(&["cpu"]));
-        assert_eq!(m[2].kind, MountKind::V2);
-        assert_eq!(m[3].kind, v1(&["cpu", "cpuacct"]));
-        assert_eq!(m[4].mountpoint, PathBuf::from("/mnt/my cg"));
-        assert_eq!(m[4].root, "/docker/abc");
+        assert_eq!(m[2].kind, v1(&["name=systemd"]));
+        assert_eq!(m[3].kind, MountKind::V2);
+        assert_eq!(m[4].kind, v1(&["cpu", "cpuacct"]));
+        assert_eq!(m[5].mountpoint, PathBuf::from("/mnt/my cg"));
+        assert_eq!(m[5].root, "/docker/abc");
     }
 
     #[test]

@@ -384,7 +384,9 @@ impl Container {
                         let (Some(master), Some(sock)) = (fd, console) else {
                             return Err("no terminal master or no console socket".into());
                         };
-                        crate::tty::send_console(sock.as_fd(), master.as_fd(), "")
+                        // A stream socket drops ancillary data sent with no bytes: name it
+                        // as runc does.
+                        crate::tty::send_console(sock.as_fd(), master.as_fd(), "orphan-pts-master")
                             .map_err(|e| e.to_string())
                     }
                     _ => Ok(()),
