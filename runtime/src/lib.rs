@@ -14,6 +14,7 @@ pub mod intelrdt;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod setup;
 pub mod spec;
 pub mod tty;

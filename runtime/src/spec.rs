@@ -27,7 +27,16 @@ pub fn load(bundle: &Path) -> Result<Spec> {
     })?;
     let invalid =
         |e: serde_json::Error| bad(format!("{}: invalid OCI runtime spec: {e}", path.display()));
-    let mut spec: Spec = serde_json::from_slice(&data).map_err(invalid)?;
+    let mut spec: Spec = match serde_json::from_slice(&data) {
+        Ok(spec) => spec,
+        Err(e) => {
+            // An unknown seccomp name: say which field holds it (serde only names the value).
+            if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(&data) {
+                crate::seccomp::check_names(&raw).map_err(|e| bad(e.to_string()))?;
+            }
+            return Err(invalid(e));
+        }
+    };
     if spec
         .linux()
         .as_ref()
@@ -125,7 +134,10 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
         .into());
     }
     if let Some(linux) = spec.linux() {
-        unsupported(linux.seccomp().is_some(), "linux.seccomp")?;
+        if let Some(seccomp) = linux.seccomp() {
+            // Built (not loaded) here, so a bad profile fails create before anything exists.
+            crate::seccomp::validate(seccomp).map_err(|e| bad(e.to_string()))?;
+        }
         unsupported(
             linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()),
             "linux.sysctl",
@@ -195,11 +207,16 @@ mod tests {
     #[test]
     fn names_unsupported_fields() {
         let err = check(
-            &spec(r#","seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}"#),
+            &spec(r#","seccomp":{"defaultAction":"SCMP_ACT_NOTIFY"}"#),
             false,
         )
         .unwrap_err();
-        assert!(err.contains("linux.seccomp"), "{err}");
+        assert!(err.contains("linux.seccomp.defaultAction"), "{err}");
+        check(
+            &spec(r#","seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}"#),
+            false,
+        )
+        .unwrap();
         let err = check(&spec(r#","sysctl":{"net.ipv4.ip_forward":"1"}"#), false).unwrap_err();
         assert!(err.contains("linux.sysctl"), "{err}");
     }

@@ -70,6 +70,22 @@ fn quiet_ok(env: &Env, args: &[&str]) {
     assert!(out.status.success(), "myrt {args:?} failed: {}", out.stderr);
 }
 
+/// `myrt restore -d` of `id` from `image` with the env's bundle, stdio on /dev/null.
+fn restore(env: &Env, image: &str, id: &str) -> Quiet {
+    quiet(
+        env,
+        &[
+            "restore",
+            "-d",
+            "--image-path",
+            image,
+            "--bundle",
+            env.bundle_str(),
+            id,
+        ],
+    )
+}
+
 fn read_counter(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -121,18 +137,10 @@ fn checkpoint_and_restore_continue_the_counter() {
         assert!(image.join(f).is_file(), "{f} missing in the image dir");
     }
 
-    quiet_ok(
-        &env,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            image_s,
-            "--bundle",
-            env.bundle_str(),
-            &env.id,
-        ],
-    );
+    {
+        let out = restore(&env, image_s, &env.id);
+        assert!(out.status.success(), "restore failed: {}", out.stderr);
+    };
     assert_eq!(env.status(), "running");
     let n2 = wait_counter(&counter, n1 + 1);
     assert!(
@@ -260,18 +268,7 @@ fn leave_running_keeps_the_original_and_a_copy_needs_its_own_cgroup() {
     // The same bundle names the original's cgroup: a copy there would share (and, on delete,
     // kill) it, so the restore is refused before anything is made.
     let copy = format!("{}-copy", env.id);
-    let out = quiet(
-        &env,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            image_s,
-            "--bundle",
-            env.bundle_str(),
-            &copy,
-        ],
-    );
+    let out = restore(&env, image_s, &copy);
     let err = &out.stderr;
     assert!(
         !out.status.success(),
@@ -290,18 +287,10 @@ fn leave_running_keeps_the_original_and_a_copy_needs_its_own_cgroup() {
     // With a cgroup of its own the copy runs next to the original.
     let own = format!("{}-copy", env.cgroup);
     env.edit(|c| c["linux"]["cgroupsPath"] = json!(own));
-    quiet_ok(
-        &env,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            image_s,
-            "--bundle",
-            env.bundle_str(),
-            &copy,
-        ],
-    );
+    {
+        let out = restore(&env, image_s, &copy);
+        assert!(out.status.success(), "restore failed: {}", out.stderr);
+    };
     let copy_state: serde_json::Value =
         serde_json::from_str(&env.ok(&["state", &copy])).expect("state json");
     let copy_pid = copy_state["pid"].as_i64().expect("pid") as i32;
@@ -376,18 +365,7 @@ fn restore_from_a_missing_or_damaged_image_leaves_nothing() {
     }
     let (env, counter) = counter_env("badimg", COUNTER);
     let missing = env.path("no-such-image");
-    let out = quiet(
-        &env,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            missing.to_str().unwrap(),
-            "--bundle",
-            env.bundle_str(),
-            &env.id,
-        ],
-    );
+    let out = restore(&env, missing.to_str().unwrap(), &env.id);
     let err = &out.stderr;
     assert!(!out.status.success());
     assert!(
@@ -412,18 +390,7 @@ fn restore_from_a_missing_or_damaged_image_leaves_nothing() {
         }
     }
     assert!(damaged >= 2, "nothing to damage in {}", image.display());
-    let out = quiet(
-        &env,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            image_s,
-            "--bundle",
-            env.bundle_str(),
-            &env.id,
-        ],
-    );
+    let out = restore(&env, image_s, &env.id);
     let err = &out.stderr;
     assert!(!out.status.success(), "restore from junk succeeded");
     assert!(

@@ -97,7 +97,13 @@ fn features_are_truthful() {
     assert!(out.status.success(), "{out:?}");
     let f: oci_spec::runtime::Features = serde_json::from_slice(&out.stdout).unwrap();
     let linux = f.linux().as_ref().unwrap();
-    assert_eq!(linux.seccomp().as_ref().unwrap().enabled(), &Some(false));
+    let seccomp = linux.seccomp().as_ref().unwrap();
+    assert_eq!(seccomp.enabled(), &Some(true));
+    let actions = serde_json::to_string(seccomp.actions().as_ref().unwrap()).unwrap();
+    for a in ["SCMP_ACT_ERRNO", "SCMP_ACT_NOTIFY", "SCMP_ACT_KILL_PROCESS"] {
+        assert!(actions.contains(a), "{a} not in {actions}");
+    }
+    assert_eq!(linux.intel_rdt().as_ref().unwrap().enabled(), &Some(true));
     assert_eq!(linux.apparmor().as_ref().unwrap().enabled(), &Some(false));
     assert_eq!(linux.selinux().as_ref().unwrap().enabled(), &Some(false));
     let cg = linux.cgroup().as_ref().unwrap();
@@ -117,6 +123,20 @@ fn features_are_truthful() {
         .as_ref()
         .unwrap()
         .contains(&"rro".to_string()));
+    // Checkpoint/restore is built in; whether CRIU works here is in the annotation.
+    let ann = f.annotations().as_ref().unwrap();
+    assert_eq!(
+        ann.get("io.containerd.myrt.checkpoint.enabled")
+            .map(String::as_str),
+        Some("true")
+    );
+    let criu = myrt(&["--criu", "/nonexistent/criu", "features"]);
+    let f: oci_spec::runtime::Features = serde_json::from_slice(&criu.stdout).unwrap();
+    let says = &f.annotations().as_ref().unwrap()["io.containerd.myrt.checkpoint.criu"];
+    assert!(
+        says.starts_with("unavailable: ") && says.contains("/nonexistent/criu"),
+        "{says}"
+    );
 }
 
 #[test]

@@ -109,16 +109,11 @@ impl Container {
         };
         // A checkpoint is restored here, at Create (runc's shim waits for Start): errors then
         // reach the caller of NewTask, and a failed restore leaves no half-made task.
-        let created = match &checkpoint {
-            None => create_engine(id, &bundle, &opts, &stdio, &io_ctx, &env.namespace).await,
-            Some(image) => {
-                let image = opts
-                    .criu_image_path
-                    .clone()
-                    .unwrap_or_else(|| image.clone());
-                restore_engine(id, &bundle, &opts, &stdio, &io_ctx, &env.namespace, image).await
-            }
-        };
+        let image = checkpoint
+            .as_ref()
+            .map(|c| opts.criu_image_path.clone().unwrap_or_else(|| c.clone()));
+        let created =
+            start_engine(id, &bundle, &opts, &stdio, &io_ctx, &env.namespace, image).await;
         let (engine, pio) = match created {
             Ok(c) => c,
             Err(e) => {
@@ -567,82 +562,58 @@ impl Container {
     }
 }
 
-/// Sets up stdio and creates the engine's container; cleans up its own part on error.
-async fn create_engine(
+/// Creates container `id` with the engine, or restores it from the CRIU images in
+/// `checkpoint`; the init's stdio (for a restore: what replaces the dumped tree's stdio pipes)
+/// come from containerd's paths. On error nothing is left.
+async fn start_engine(
     id: &str,
     bundle: &Path,
     opts: &ShimOptions,
     stdio: &StdioPaths,
     io_ctx: &IoContext,
     namespace: &str,
+    checkpoint: Option<PathBuf>,
 ) -> Result<(EngineContainer, ProcessIo), TaskError> {
     let (engine_stdio, mut pio) = ProcessIo::open(stdio, io_ctx).await?;
-    let create_opts = CreateOpts {
-        stdio: engine_stdio.stdio,
-        console_socket: engine_stdio.console_socket,
-        preserve_fds: 0,
-        no_pivot: opts.no_pivot_root,
-        systemd_cgroup: false,
-    };
     let root = opts.state_root(namespace);
     let (id_owned, bundle_owned) = (id.to_string(), bundle.to_path_buf());
-    let created = tokio::task::spawn_blocking(move || {
-        Factory::new(root)?.create(&id_owned, &bundle_owned, create_opts)
+    let work = opts
+        .criu_work_path
+        .clone()
+        .unwrap_or_else(|| bundle.join(CRIU_WORK_DIR));
+    let (no_pivot, criu) = (opts.no_pivot_root, opts.criu_path.clone());
+    let made = tokio::task::spawn_blocking(move || {
+        let factory = Factory::new(root)?;
+        match checkpoint {
+            None => factory.create(
+                &id_owned,
+                &bundle_owned,
+                CreateOpts {
+                    stdio: engine_stdio.stdio,
+                    console_socket: engine_stdio.console_socket,
+                    preserve_fds: 0,
+                    no_pivot,
+                    systemd_cgroup: false,
+                },
+            ),
+            Some(image) => factory.restore(
+                &id_owned,
+                &bundle_owned,
+                RestoreOpts {
+                    criu,
+                    image_path: image,
+                    work_path: Some(work),
+                    stdio: engine_stdio.stdio,
+                    console_socket: engine_stdio.console_socket,
+                    no_pivot,
+                    ..RestoreOpts::default()
+                },
+            ),
+        }
     })
     .await
     .map_err(|e| TaskError::Internal(format!("engine create failed: {e}")));
-    let mut engine = match created {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            pio.close();
-            return Err(e.into());
-        }
-        Err(e) => {
-            pio.close();
-            return Err(e);
-        }
-    };
-    if let Err(e) = pio.attach_console().await {
-        pio.close();
-        let _ = tokio::task::spawn_blocking(move || engine.destroy(true)).await;
-        return Err(e.into());
-    }
-    Ok((engine, pio))
-}
-
-/// Restores container `id` from the CRIU images in `image` instead of creating it; the
-/// restored tree's stdio pipes become the new stdio.
-async fn restore_engine(
-    id: &str,
-    bundle: &Path,
-    opts: &ShimOptions,
-    stdio: &StdioPaths,
-    io_ctx: &IoContext,
-    namespace: &str,
-    image: PathBuf,
-) -> Result<(EngineContainer, ProcessIo), TaskError> {
-    let (engine_stdio, mut pio) = ProcessIo::open(stdio, io_ctx).await?;
-    let restore_opts = RestoreOpts {
-        criu: opts.criu_path.clone(),
-        image_path: image,
-        work_path: Some(
-            opts.criu_work_path
-                .clone()
-                .unwrap_or_else(|| bundle.join(CRIU_WORK_DIR)),
-        ),
-        stdio: engine_stdio.stdio,
-        console_socket: engine_stdio.console_socket,
-        no_pivot: opts.no_pivot_root,
-        ..RestoreOpts::default()
-    };
-    let root = opts.state_root(namespace);
-    let (id_owned, bundle_owned) = (id.to_string(), bundle.to_path_buf());
-    let restored = tokio::task::spawn_blocking(move || {
-        Factory::new(root)?.restore(&id_owned, &bundle_owned, restore_opts)
-    })
-    .await
-    .map_err(|e| TaskError::Internal(format!("engine restore failed: {e}")));
-    let mut engine = match restored {
+    let mut engine = match made {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             pio.close();

@@ -2,6 +2,7 @@
 //! build of the engine actually carries out.
 
 use myrt_runtime::namespaces::Kind;
+use myrt_runtime::seccomp::features as seccomp;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -123,7 +124,14 @@ pub fn document_with(criu: Option<String>) -> Value {
             "namespaces": namespaces,
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
-            "seccomp": {"enabled": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": seccomp::ACTIONS,
+                "operators": seccomp::OPERATORS,
+                "archs": seccomp::ARCHS,
+                "knownFlags": seccomp::known_flags(),
+                "supportedFlags": seccomp::supported_flags()
+            },
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": true},
@@ -163,7 +171,18 @@ mod tests {
     fn parses_as_oci_features() {
         let f: oci_spec::runtime::Features = serde_json::from_value(document_with(None)).unwrap();
         let linux = f.linux().as_ref().unwrap();
-        assert_eq!(linux.seccomp().as_ref().unwrap().enabled(), &Some(false));
+        let sc = linux.seccomp().as_ref().unwrap();
+        assert_eq!(sc.enabled(), &Some(true));
+        assert!(sc
+            .actions()
+            .as_ref()
+            .unwrap()
+            .contains(&oci_spec::runtime::LinuxSeccompAction::ScmpActNotify));
+        assert!(sc
+            .supported_flags()
+            .as_ref()
+            .unwrap()
+            .contains(&"SECCOMP_FILTER_FLAG_TSYNC".to_string()));
         assert_eq!(linux.intel_rdt().as_ref().unwrap().enabled(), &Some(true));
         assert!(linux
             .capabilities()

@@ -326,6 +326,16 @@ fn stdio_descriptors(pid: Pid) -> Vec<String> {
         .collect()
 }
 
+/// A bind mount of the spec: type "bind" or a bind/rbind option (runc's rule).
+pub(crate) fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
 /// Bind mounts of the spec — and every mount at or below one of them, for rbinds — plus, on a
 /// v1 host without a cgroup namespace, the hierarchies the engine bound under a "cgroup" mount.
 /// The root mount is CRIU's `root` and never external.
@@ -339,14 +349,7 @@ pub(crate) fn external_mounts(
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .filter(|m| {
-            m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|o| o == "bind" || o == "rbind")
-        })
+        .filter(|m| is_bind(m))
         .map(|m| crate::rootfs::safe_path::clean_path(m.destination()))
         .map(|p| p.to_string_lossy().into_owned())
         .collect();

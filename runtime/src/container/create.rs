@@ -46,11 +46,34 @@ impl Container {
         bundle: &Path,
         opts: CreateOpts,
     ) -> Result<Container> {
+        let console = opts.console_socket.is_some();
+        let (mut c, namespaces) =
+            Container::new_in(dir, id, bundle, console, opts.no_pivot, opts.systemd_cgroup)?;
+        match c.create_inner(namespaces, opts) {
+            Ok(()) => Ok(c),
+            Err(e) => {
+                c.cleanup_failed_create();
+                Err(e)
+            }
+        }
+    }
+
+    /// What `create` and `restore` share before any process: the bundle's spec checked, the
+    /// state directory made (it must not exist), the cgroup manager (refused when the cgroup is
+    /// in use) and the Intel RDT plan. On error nothing is left.
+    pub(super) fn new_in(
+        dir: &Path,
+        id: &str,
+        bundle: &Path,
+        console: bool,
+        no_pivot: bool,
+        systemd_cgroup: bool,
+    ) -> Result<(Container, Namespaces)> {
         let bundle = fs::canonicalize(bundle).map_err(io_err(bundle))?;
         let spec = crate::spec::load(&bundle)?;
         let rootfs = crate::spec::rootfs_path(&spec, &bundle)?;
         let namespaces = Namespaces::from_spec(&spec)?;
-        crate::spec::validate(&spec, &namespaces, opts.console_socket.is_some())?;
+        crate::spec::validate(&spec, &namespaces, console)?;
         namespaces.validate_paths()?;
         // Intel RDT: find resctrl and check what linux.intelRdt needs before anything exists.
         let intel_rdt = crate::intelrdt::RdtGroup::plan(&spec, id)?;
@@ -69,7 +92,7 @@ impl Container {
         let cgroup = match cgroups::new_manager(
             cgroups_path.map(|p| p.to_string_lossy()).as_deref(),
             id,
-            opts.systemd_cgroup,
+            systemd_cgroup,
         )
         .map_err(ContainerError::from)
         .and_then(|m| check_cgroup_unused(m.as_ref()).map(|()| m))
@@ -80,34 +103,30 @@ impl Container {
                 return Err(e);
             }
         };
-        let mut c = Container {
+        let c = Container {
             dir: dir.to_path_buf(),
             state: PersistedState {
                 id: id.to_string(),
-                bundle: bundle.clone(),
-                rootfs: rootfs.clone(),
+                bundle,
+                rootfs,
                 status: Status::Creating,
                 init_pid: None,
                 init_start_time: None,
                 created: crate::utils::time::now_rfc3339(true),
                 cgroup: cgroup.config(),
                 annotations: spec.annotations().clone().unwrap_or_default(),
-                no_pivot: opts.no_pivot,
+                no_pivot,
                 intel_rdt,
             },
             spec,
             cgroup,
         };
-        match c.create_inner(namespaces, opts) {
-            Ok(()) => Ok(c),
-            Err(e) => {
-                c.cleanup_failed_create();
-                Err(e)
-            }
-        }
+        Ok((c, namespaces))
     }
 
-    fn create_inner(&mut self, namespaces: Namespaces, opts: CreateOpts) -> Result<()> {
+    /// config.json and state.json written, the cgroup made with its limits, the Intel RDT
+    /// group set up: all before any task is in them.
+    pub(super) fn set_up_cgroups(&mut self) -> Result<()> {
         let spec_json =
             serde_json::to_vec_pretty(&self.spec).map_err(|source| ContainerError::Json {
                 path: self.dir.join(CONFIG_FILE),
@@ -124,6 +143,11 @@ impl Container {
             rdt.setup(&self.spec)?;
             self.save()?;
         }
+        Ok(())
+    }
+
+    fn create_inner(&mut self, namespaces: Namespaces, opts: CreateOpts) -> Result<()> {
+        self.set_up_cgroups()?;
         let fifo = self.dir.join(EXEC_FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| io_err(&fifo)(e.into()))?;

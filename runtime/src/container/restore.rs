@@ -15,11 +15,10 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::checkpoint::{
-    joined_ns_path, open_dir, CgroupsMode, CheckpointMeta, ExternalMount, DESCRIPTORS_FILE,
-    EXT_NET_KEY, EXT_PID_KEY, META_FILE,
+    is_bind, joined_ns_path, open_dir, CgroupsMode, CheckpointMeta, ExternalMount,
+    DESCRIPTORS_FILE, EXT_NET_KEY, EXT_PID_KEY, META_FILE,
 };
-use super::{io_err, Container, ContainerError, PersistedState, Result, Status, CONFIG_FILE};
-use crate::cgroups;
+use super::{io_err, Container, ContainerError, Result, Status};
 use crate::criu::{Criu, LogFile, MIN_VERSION};
 use crate::hooks::HookKind;
 use crate::process::Stdio;
@@ -59,12 +58,6 @@ impl Container {
         bundle: &Path,
         opts: RestoreOpts,
     ) -> Result<Container> {
-        let bundle = fs::canonicalize(bundle).map_err(io_err(bundle))?;
-        let spec = crate::spec::load(&bundle)?;
-        let rootfs = crate::spec::rootfs_path(&spec, &bundle)?;
-        let namespaces = crate::namespaces::Namespaces::from_spec(&spec)?;
-        crate::spec::validate(&spec, &namespaces, opts.console_socket.is_some())?;
-        namespaces.validate_paths()?;
         let image = &opts.image_path;
         if !image.join("inventory.img").is_file() {
             return Err(ContainerError::Spec(format!(
@@ -84,50 +77,14 @@ impl Container {
         }
         let criu = Criu::new(opts.criu.as_deref());
         criu.check_version(MIN_VERSION)?;
-        let intel_rdt = crate::intelrdt::RdtGroup::plan(&spec, id)?;
-
-        fs::create_dir(dir).map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => {
-                ContainerError::Spec(format!("container with id {id:?} already exists"))
-            }
-            _ => ContainerError::Io {
-                path: dir.to_path_buf(),
-                source,
-            },
-        })?;
-        let cgroups_path = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_ref())
-            .map(|p| p.to_string_lossy().into_owned());
-        let cgroup = match cgroups::new_manager(cgroups_path.as_deref(), id, opts.systemd_cgroup)
-            .map_err(ContainerError::from)
-            .and_then(|m| super::create::check_cgroup_unused(m.as_ref()).map(|()| m))
-        {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = fs::remove_dir_all(dir);
-                return Err(e);
-            }
-        };
-        let mut c = Container {
-            dir: dir.to_path_buf(),
-            state: PersistedState {
-                id: id.to_string(),
-                bundle,
-                rootfs,
-                status: Status::Creating,
-                init_pid: None,
-                init_start_time: None,
-                created: crate::utils::time::now_rfc3339(true),
-                cgroup: cgroup.config(),
-                annotations: spec.annotations().clone().unwrap_or_default(),
-                no_pivot: opts.no_pivot,
-                intel_rdt,
-            },
-            spec,
-            cgroup,
-        };
+        let (mut c, _) = Container::new_in(
+            dir,
+            id,
+            bundle,
+            opts.console_socket.is_some(),
+            opts.no_pivot,
+            opts.systemd_cgroup,
+        )?;
         match c.restore_inner(&criu, &meta, &descriptors, opts) {
             Ok(()) => Ok(c),
             Err(e) => {
@@ -144,19 +101,7 @@ impl Container {
         descriptors: &[String],
         opts: RestoreOpts,
     ) -> Result<()> {
-        let spec_json =
-            serde_json::to_vec_pretty(&self.spec).map_err(|source| ContainerError::Json {
-                path: self.dir.join(CONFIG_FILE),
-                source,
-            })?;
-        super::write_atomic(&self.dir.join(CONFIG_FILE), &spec_json)?;
-        self.save()?;
-        self.cgroup.create()?;
-        self.cgroup.apply(&self.resources_with_default_devices())?;
-        if let Some(rdt) = self.state.intel_rdt.as_mut() {
-            rdt.setup(&self.spec)?;
-            self.save()?;
-        }
+        self.set_up_cgroups()?;
         create_mount_points(&self.spec, &self.state.rootfs)?;
 
         let image = open_dir(&opts.image_path)?;
@@ -480,14 +425,7 @@ fn bind_sources(spec: &Spec, bundle: &Path) -> HashMap<String, PathBuf> {
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .filter(|m| {
-            m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|o| o == "bind" || o == "rbind")
-        })
+        .filter(|m| is_bind(m))
         .filter_map(|m| {
             let src = m.source().as_ref()?;
             let dest = crate::rootfs::safe_path::clean_path(m.destination());
@@ -502,13 +440,7 @@ fn create_mount_points(spec: &Spec, rootfs: &Path) -> Result<()> {
     let root = crate::rootfs::RootDir::new(rootfs)
         .map_err(|e| ContainerError::Spec(format!("restore: rootfs {}: {e}", rootfs.display())))?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        let is_bind = m.typ().as_deref() == Some("bind")
-            || m.options()
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .any(|o| o == "bind" || o == "rbind");
-        if !is_bind {
+        if !is_bind(m) {
             continue;
         }
         let dest = m.destination();

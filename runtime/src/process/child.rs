@@ -14,6 +14,7 @@ use super::{ChildConfig, Mode};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::{self, Kind};
 use crate::rootfs::{self, RootfsConfig};
+use crate::seccomp::Pending as PendingSeccomp;
 use crate::{setup, tty};
 
 /// A failure in the child, already phrased for the user.
@@ -97,6 +98,9 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
         ),
         None => None,
     };
+    // linux.seccomp: built and its agent's socket connected here, while the host's root is still
+    // ours (listenerPath is a host path); stage 2 loads it (finish_process).
+    let seccomp = PendingSeccomp::from_spec(&cfg.spec)?;
     let ns = &cfg.namespaces;
     if let Some(user) = ns.get(Kind::User) {
         match &user.path {
@@ -133,25 +137,28 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
         ForkResult::Parent { child } => {
             drop(gate_r);
             chan.send(&ToParent::Stage2Pid(child.as_raw()))?;
-            nix::unistd::write(&gate_w, b"1")
+            // The gate carries stage 2's pid as the host sees it (the seccomp agent needs it).
+            nix::unistd::write(&gate_w, &child.as_raw().to_ne_bytes())
                 .map_err(|e| Failure(format!("release stage 2: {e}")))?;
             Ok(0)
         }
         ForkResult::Child => {
             drop(gate_w);
-            let mut go = [0u8; 1];
+            let mut go = [0u8; 4];
             loop {
+                // 4 bytes written at once into a pipe arrive at once (atomic below PIPE_BUF).
                 match nix::unistd::read(&gate_r, &mut go) {
-                    Ok(1) => break,
+                    Ok(4) => break,
                     Err(nix::errno::Errno::EINTR) => continue,
                     // Stage 1 died before reporting us: nobody knows our pid, so give up.
                     _ => return Ok(1),
                 }
             }
             drop(gate_r);
+            let host_pid = i32::from_ne_bytes(go);
             let err = match cfg.mode {
-                Mode::Init => stage2_init(chan, cfg),
-                Mode::Setns => stage2_setns(chan, cfg, init_root),
+                Mode::Init => stage2_init(chan, cfg, seccomp, host_pid),
+                Mode::Setns => stage2_setns(chan, cfg, init_root, seccomp, host_pid),
             };
             let Err(e) = err;
             Ok(fail(chan, e))
@@ -159,7 +166,12 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
     }
 }
 
-fn stage2_init(chan: &mut Channel, cfg: &ChildConfig) -> Result<std::convert::Infallible> {
+fn stage2_init(
+    chan: &mut Channel,
+    cfg: &ChildConfig,
+    seccomp: Option<PendingSeccomp>,
+    host_pid: i32,
+) -> Result<std::convert::Infallible> {
     let ns = &cfg.namespaces;
     // Keep other container processes from ptrace or /proc access to us until exec (CVE-2019-5736).
     set_dumpable(false)?;
@@ -201,7 +213,7 @@ fn stage2_init(chan: &mut Channel, cfg: &ChildConfig) -> Result<std::convert::In
     }
     rootfs::finalize_rootfs(&rcfg)?;
 
-    let exe = finish_process(cfg)?;
+    let exe = finish_process(cfg, seccomp, host_pid, &state)?;
     chan.send(&ToParent::Ready)?;
     let fifo = wait_for_start(cfg)?;
     // From here on the caller of `create` is gone; `start` reads the fifo until EOF, so an
@@ -224,6 +236,8 @@ fn stage2_setns(
     chan: &mut Channel,
     cfg: &ChildConfig,
     init_root: Option<OwnedFd>,
+    seccomp: Option<PendingSeccomp>,
+    host_pid: i32,
 ) -> Result<std::convert::Infallible> {
     set_dumpable(false)?;
     if let Some(root) = init_root {
@@ -238,7 +252,9 @@ fn stage2_setns(
     } else {
         nix::unistd::setsid().map_err(|e| Failure(format!("setsid: {e}")))?;
     }
-    let exe = finish_process(cfg)?;
+    // The container's state as the seccomp agent sees it for an exec'd process.
+    let state = hooks::OciState::new(&cfg.id, "running", cfg.init_pid, &cfg.bundle);
+    let exe = finish_process(cfg, seccomp, host_pid, &state)?;
     // No message on success: the socket is close-on-exec, so the parent reads EOF once execve
     // has replaced us, and an error message otherwise.
     let _ = chan;
@@ -247,15 +263,25 @@ fn stage2_setns(
 
 /// The process-level settings common to init and exec, in runc's order (finalizeNamespace):
 /// close-on-exec for every extra fd, rlimits, no_new_privs, cwd (tried as root first), bounding
-/// set, user, capabilities, umask.
-fn finish_process(cfg: &ChildConfig) -> Result<CString> {
+/// set, user, capabilities, umask; seccomp as runc places it (see below).
+fn finish_process(
+    cfg: &ChildConfig,
+    mut seccomp: Option<PendingSeccomp>,
+    host_pid: i32,
+    state: &hooks::OciState,
+) -> Result<CString> {
     let p = &cfg.process;
     setup::cloexec_from(3 + cfg.preserve_fds as i32)?;
     if let Some(rlimits) = p.rlimits() {
         setup::apply_rlimits(rlimits)?;
     }
-    if p.no_new_privileges().unwrap_or(false) {
+    let no_new_privs = p.no_new_privileges().unwrap_or(false);
+    if no_new_privs {
         setup::set_no_new_privileges()?;
+    } else if let Some(s) = seccomp.take() {
+        // seccomp without no_new_privs needs CAP_SYS_ADMIN: load it before capabilities are
+        // dropped (runc's standard_init/setns_init order).
+        s.apply(&cfg.spec, host_pid, state.clone())?;
     }
     let cwd = p.cwd().to_string_lossy();
     let cwd_done = setup::change_dir_early(&cwd)?;
@@ -276,7 +302,13 @@ fn finish_process(cfg: &ChildConfig) -> Result<CString> {
     let arg0 = args
         .first()
         .ok_or_else(|| Failure("process.args: must name the program to run".into()))?;
-    Ok(setup::find_executable(arg0, &env)?)
+    let exe = setup::find_executable(arg0, &env)?;
+    if let Some(s) = seccomp {
+        // With no_new_privs: as late as possible (runc: right before the init signals its parent),
+        // so the profile need not allow the runtime's own setup syscalls.
+        s.apply(&cfg.spec, host_pid, state.clone())?;
+    }
+    Ok(exe)
 }
 
 fn exec(exe: &CString, cfg: &ChildConfig) -> String {

@@ -18,8 +18,10 @@
 //! 9. [`change_dir`] when step 6 was denied: the second chdir, as the container user
 //! 10. [`apply_capabilities`]: effective, permitted, inheritable, then ambient. A spec without
 //!     `process.capabilities` gets [`no_capabilities`] (every set empty), as in runc.
-//! 11. [`find_executable`] (as the container user, with the container's `PATH`), seccomp
-//!     (elsewhere), then [`exec`].
+//! 11. [`find_executable`] (as the container user, with the container's `PATH`), then
+//!     [`exec`]. The seccomp filter (`crate::seccomp`) is loaded by `process::child`: right
+//!     after step 4 without `noNewPrivileges` (loading then needs CAP_SYS_ADMIN), else last,
+//!     after step 11's lookup, as runc does.
 
 mod capabilities;
 mod cwd;
@@ -32,7 +34,7 @@ mod user;
 mod uts;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use capabilities::{
     apply_capabilities, capability_index, capability_name, drop_bounding, last_cap,
