@@ -90,9 +90,19 @@ fstype=$(stat -f -c %T /sys/fs/cgroup)
 echo "vm-tests: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 
 # The guest's / is an overlay: containerd's snapshots and the tests' temp dirs need a tmpfs.
+# A checkout under /tmp (CI clones there) would vanish under it: keep it reachable at its path
+# (the test binaries have their own and myrt's paths compiled in).
 if [ "$(stat -f -c %T /tmp)" != tmpfs ]; then
+    keep=/run/vm-tests-repo
+    mkdir -p "$keep" && mount --bind "$REPO" "$keep" ||
+        { echo "vm-tests: cannot bind $REPO" >&2; exit 1; }
     mount -t tmpfs -o size=1536m tmpfs /tmp || { echo "vm-tests: cannot mount a tmpfs on /tmp" >&2; exit 1; }
+    if [ ! -f "$PLAN_FILE" ]; then
+        mkdir -p "$REPO" && mount --bind "$keep" "$REPO" ||
+            { echo "vm-tests: cannot bind $REPO back under the new /tmp" >&2; exit 1; }
+    fi
 fi
+[ -f "$PLAN_FILE" ] || { echo "vm-tests: $PLAN_FILE unreachable after mounting /tmp" >&2; exit 1; }
 export TMPDIR=/tmp
 
 failed=()
@@ -120,6 +130,10 @@ while read -r name exe dir filters; do
 done <"$PLAN_FILE"
 
 echo
+if [ "$total_passed" -eq 0 ]; then
+    echo "vm-tests: FAILED on cgroup v2: no test ran"
+    exit 1
+fi
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "vm-tests: FAILED on cgroup v2: ${failed[*]} ($total_passed tests passed)"
     exit 1

@@ -29,13 +29,22 @@ pub fn load(bundle: &Path) -> Result<Spec> {
         |e: serde_json::Error| bad(format!("{}: invalid OCI runtime spec: {e}", path.display()));
     let mut spec: Spec = match serde_json::from_slice(&data) {
         Ok(spec) => spec,
-        Err(e) => {
-            // An unknown seccomp name: say which field holds it (serde only names the value).
-            if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(&data) {
+        Err(e) => match serde_json::from_slice::<serde_json::Value>(&data) {
+            Ok(mut raw) => {
+                // An unknown seccomp name: say which field holds it (serde only names the value).
                 crate::seccomp::check_names(&raw).map_err(|e| bad(e.to_string()))?;
+                check_enum_names(&raw)?;
+                if !fix_scheduler_flags(&mut raw) {
+                    return Err(invalid(e));
+                }
+                // From bytes again: oci-spec reads a few fields differently from a Value.
+                serde_json::to_vec(&raw)
+                    .ok()
+                    .and_then(|fixed| serde_json::from_slice(&fixed).ok())
+                    .ok_or_else(|| invalid(e))?
             }
-            return Err(invalid(e));
-        }
+            Err(_) => return Err(invalid(e)),
+        },
     };
     if spec
         .linux()
@@ -116,12 +125,7 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
     {
         log::info!("process.selinuxLabel ignored: SELinux is not enabled on this host");
     }
-    unsupported(process.io_priority().is_some(), "process.ioPriority")?;
-    unsupported(process.scheduler().is_some(), "process.scheduler")?;
-    unsupported(
-        process.exec_cpu_affinity().is_some(),
-        "process.execCPUAffinity",
-    )?;
+    check_process_sched(process)?;
 
     if ns.get(Kind::Mount).is_none() {
         return Err(crate::namespaces::NamespaceError::NoMountNamespace.into());
@@ -138,15 +142,19 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
             // Built (not loaded) here, so a bad profile fails create before anything exists.
             crate::seccomp::validate(seccomp).map_err(|e| bad(e.to_string()))?;
         }
-        unsupported(
-            linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()),
-            "linux.sysctl",
-        )?;
+        // linux.sysctl: only keys of a namespace the container has its own copy of.
+        for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
+            crate::setup::check_sysctl(key, ns).map_err(|e| bad(e.to_string()))?;
+        }
         // linux.intelRdt: its form here; the host's resctrl is checked when the container is
         // created (crate::intelrdt::RdtGroup::plan).
         crate::intelrdt::Config::from_spec(spec)?;
-        unsupported(linux.personality().is_some(), "linux.personality")?;
-        unsupported(linux.time_offsets().is_some(), "linux.timeOffsets")?;
+        if let Some(persona) = linux.personality() {
+            crate::setup::check_personality(persona).map_err(|e| bad(e.to_string()))?;
+        }
+        if let Some(offsets) = linux.time_offsets() {
+            crate::setup::check_time_offsets(offsets, ns).map_err(|e| bad(e.to_string()))?;
+        }
         unsupported(linux.memory_policy().is_some(), "linux.memoryPolicy")?;
         unsupported(
             linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
@@ -167,6 +175,106 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
                 "linux.uidMappings/gidMappings: set, but there is no user namespace in linux.namespaces",
             ));
         }
+    }
+    Ok(())
+}
+
+/// oci-spec 0.9 spells two process.scheduler.flags unlike the runtime spec
+/// (SCHED_RESET_ON_FORK, SCHED_FLAG_D_L_OVERRUN): rewrites the spec's names to its own.
+/// Returns whether anything changed.
+fn fix_scheduler_flags(raw: &mut serde_json::Value) -> bool {
+    let Some(flags) = raw
+        .pointer_mut("/process/scheduler/flags")
+        .and_then(|f| f.as_array_mut())
+    else {
+        return false;
+    };
+    let mut changed = false;
+    for flag in flags {
+        let ours = match flag.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+            Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+            _ => continue,
+        };
+        *flag = serde_json::Value::from(ours);
+        changed = true;
+    }
+    changed
+}
+
+/// The names serde would refuse without saying where: an unknown one is named with its field.
+fn check_enum_names(raw: &serde_json::Value) -> Result<()> {
+    const FIELDS: [(&str, &[&str]); 4] = [
+        ("/linux/personality/domain", &["LINUX", "LINUX32"]),
+        (
+            "/process/ioPriority/class",
+            &["IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"],
+        ),
+        (
+            "/process/scheduler/policy",
+            &[
+                "SCHED_OTHER",
+                "SCHED_FIFO",
+                "SCHED_RR",
+                "SCHED_BATCH",
+                "SCHED_ISO",
+                "SCHED_IDLE",
+                "SCHED_DEADLINE",
+            ],
+        ),
+        (
+            "/process/scheduler/flags",
+            &[
+                "SCHED_FLAG_RESET_ON_FORK",
+                "SCHED_FLAG_RECLAIM",
+                "SCHED_FLAG_DL_OVERRUN",
+                "SCHED_FLAG_KEEP_POLICY",
+                "SCHED_FLAG_KEEP_PARAMS",
+                "SCHED_FLAG_UTIL_CLAMP_MIN",
+                "SCHED_FLAG_UTIL_CLAMP_MAX",
+                // oci-spec's spellings (a config it wrote)
+                "SCHED_RESET_ON_FORK",
+                "SCHED_FLAG_D_L_OVERRUN",
+            ],
+        ),
+    ];
+    for (pointer, known) in FIELDS {
+        let values: Vec<&serde_json::Value> = match raw.pointer(pointer) {
+            Some(serde_json::Value::Array(list)) => list.iter().collect(),
+            Some(v) => vec![v],
+            None => continue,
+        };
+        for v in values {
+            if !v.as_str().is_some_and(|name| known.contains(&name)) {
+                let field = pointer.trim_start_matches('/').replace('/', ".");
+                return Err(bad(format!(
+                    "{field} {v}: unknown; use one of {}",
+                    known.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// process.ioPriority, process.scheduler and process.execCPUAffinity, checked for form.
+fn check_process_sched(process: &oci_spec::runtime::Process) -> Result<()> {
+    let err = |e: crate::setup::SetupError| bad(e.to_string());
+    if let Some(io) = process.io_priority() {
+        crate::setup::check_io_priority(io).map_err(err)?;
+    }
+    if let Some(sched) = process.scheduler() {
+        crate::setup::check_scheduler(sched).map_err(err)?;
+    }
+    if let Some(aff) = process.exec_cpu_affinity() {
+        if let Some(list) = aff.initial() {
+            crate::setup::parse_cpu_list("process.execCPUAffinity.initial", list).map_err(err)?;
+        }
+        if let Some(list) = aff.cpu_affinity_final() {
+            crate::setup::parse_cpu_list("process.execCPUAffinity.final", list).map_err(err)?;
+        }
+        // The spec applies it to exec'd processes only: the init runs where its cgroup allows.
+        log::info!("process.execCPUAffinity: applies to processes started by exec, not the init");
     }
     Ok(())
 }
@@ -218,7 +326,15 @@ mod tests {
         )
         .unwrap();
         let err = check(&spec(r#","sysctl":{"net.ipv4.ip_forward":"1"}"#), false).unwrap_err();
-        assert!(err.contains("linux.sysctl"), "{err}");
+        assert!(
+            err.starts_with(r#"linux.sysctl["net.ipv4.ip_forward"]: needs a new network"#),
+            "{err}"
+        );
+        let err = check(&spec(r#","memoryPolicy":{"mode":"MPOL_BIND"}"#), false).unwrap_err();
+        assert!(
+            err.starts_with("linux.memoryPolicy: not supported"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -275,6 +391,60 @@ mod tests {
         assert!(
             err.starts_with("linux.intelRdt.schemata: not supported"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_their_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        for (extra, want) in [
+            (
+                r#""linux":{"personality":{"domain":"LINUX64"}}"#,
+                r#"linux.personality.domain "LINUX64": unknown"#,
+            ),
+            (
+                r#""process":{"cwd":"/","ioPriority":{"class":"RT","priority":1}}"#,
+                r#"process.ioPriority.class "RT": unknown"#,
+            ),
+            (
+                r#""process":{"cwd":"/","scheduler":{"policy":"SCHED_X"}}"#,
+                r#"process.scheduler.policy "SCHED_X": unknown"#,
+            ),
+            (
+                r#""process":{"cwd":"/","scheduler":{"policy":"SCHED_RR","flags":["NOPE"]}}"#,
+                r#"process.scheduler.flags "NOPE": unknown"#,
+            ),
+        ] {
+            std::fs::write(&path, format!(r#"{{"ociVersion":"1.0.2",{extra}}}"#)).unwrap();
+            let err = load(dir.path()).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
+        // The runtime spec's flag names, which oci-spec 0.9 spells otherwise, are read.
+        let flags = r#"["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN","SCHED_FLAG_RECLAIM"]"#;
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","user":{{"uid":0,"gid":0}},"scheduler":{{"policy":"SCHED_RR","flags":{flags}}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let spec = load(dir.path()).unwrap();
+        let sched = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .scheduler()
+            .clone()
+            .unwrap();
+        use oci_spec::runtime::LinuxSchedulerFlag as F;
+        assert_eq!(
+            sched.flags().as_deref().unwrap(),
+            [
+                F::SchedResetOnFork,
+                F::SchedFlagDLOverrun,
+                F::SchedFlagReclaim
+            ]
         );
     }
 

@@ -126,6 +126,16 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
         }
     }
     namespaces::unshare(ns.new_flags_except_user())?;
+    // linux.timeOffsets: only possible before any process enters the new time namespace, and
+    // stage 2 (forked below) is the first.
+    if let Some(offsets) = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    {
+        setup::write_time_offsets(offsets)?;
+    }
 
     // Stage 1 and stage 2 write to the same socket: stage 2 waits on this pipe until stage 1
     // has sent its pid, so the parent never sees stage 2's messages (RunHooks, Ready) first.
@@ -211,7 +221,21 @@ fn stage2_init(
     if let Some(domain) = cfg.spec.domainname().as_deref().filter(|h| !h.is_empty()) {
         setup::set_domainname(domain)?;
     }
+    // linux.sysctl: in the container's /proc, before finalize_rootfs makes /proc/sys read-only
+    // (runc's standard_init order).
+    if let Some(sysctl) = cfg.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        setup::write_sysctls(sysctl)?;
+    }
     rootfs::finalize_rootfs(&rcfg)?;
+    // linux.personality: the init's execution domain, inherited by what it execs.
+    if let Some(persona) = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+    {
+        setup::set_personality(persona)?;
+    }
 
     let exe = finish_process(cfg, seccomp, host_pid, &state)?;
     chan.send(&ToParent::Ready)?;
@@ -240,6 +264,15 @@ fn stage2_setns(
     host_pid: i32,
 ) -> Result<std::convert::Infallible> {
     set_dumpable(false)?;
+    // process.execCPUAffinity.initial: the CPUs the rest of this setup runs on.
+    if let Some(list) = cfg
+        .process
+        .exec_cpu_affinity()
+        .as_ref()
+        .and_then(|a| a.initial().as_deref())
+    {
+        setup::set_cpu_affinity("process.execCPUAffinity.initial", list)?;
+    }
     if let Some(root) = init_root {
         nix::unistd::fchdir(&root).map_err(|e| Failure(format!("enter container root: {e}")))?;
         nix::unistd::chroot(".")
@@ -271,6 +304,14 @@ fn finish_process(
     state: &hooks::OciState,
 ) -> Result<CString> {
     let p = &cfg.process;
+    // process.scheduler and process.ioPriority: while CAP_SYS_NICE is still held (runc's
+    // setupScheduler/setupIOPriority, in both init and setns).
+    if let Some(sched) = p.scheduler() {
+        setup::set_scheduler(sched)?;
+    }
+    if let Some(io) = p.io_priority() {
+        setup::set_io_priority(io)?;
+    }
     setup::cloexec_from(3 + cfg.preserve_fds as i32)?;
     if let Some(rlimits) = p.rlimits() {
         setup::apply_rlimits(rlimits)?;
@@ -303,6 +344,17 @@ fn finish_process(
         .first()
         .ok_or_else(|| Failure("process.args: must name the program to run".into()))?;
     let exe = setup::find_executable(arg0, &env)?;
+    // process.execCPUAffinity.final, for exec'd processes only (the spec leaves out the init):
+    // as late as possible, but before the no_new_privs seccomp filter (which may deny
+    // sched_setaffinity).
+    if let (Mode::Setns, Some(list)) = (
+        &cfg.mode,
+        p.exec_cpu_affinity()
+            .as_ref()
+            .and_then(|a| a.cpu_affinity_final().as_deref()),
+    ) {
+        setup::set_cpu_affinity("process.execCPUAffinity.final", list)?;
+    }
     if let Some(s) = seccomp {
         // With no_new_privs: as late as possible (runc: right before the init signals its parent),
         // so the profile need not allow the runtime's own setup syscalls.

@@ -6,8 +6,10 @@
 //! change the calling process (or thread, for capabilities) and are meant to be called once, in
 //! this order, which is runc's (`standard_init_linux.go`, `finalizeNamespace`):
 //!
-//! 1. [`set_hostname`], [`set_domainname`] (only with a private UTS namespace)
-//! 2. [`apply_rlimits`] while the process still holds `CAP_SYS_RESOURCE` (the parent may do it
+//! 1. [`set_hostname`], [`set_domainname`] (only with a private UTS namespace), then
+//!    [`write_sysctls`] (init only, after pivot_root, before the masked/read-only paths)
+//! 2. [`set_scheduler`], [`set_io_priority`] (while CAP_SYS_NICE is held), then
+//!    [`apply_rlimits`] while the process still holds `CAP_SYS_RESOURCE` (the parent may do it
 //!    instead with [`apply_rlimits_to`], which also works once the child is in a user namespace)
 //! 3. [`set_oom_score_adj`], [`set_umask`]
 //! 4. [`set_no_new_privileges`] when `process.noNewPrivileges`
@@ -22,6 +24,10 @@
 //!     [`exec`]. The seccomp filter (`crate::seccomp`) is loaded by `process::child`: right
 //!     after step 4 without `noNewPrivileges` (loading then needs CAP_SYS_ADMIN), else last,
 //!     after step 11's lookup, as runc does.
+//!
+//! Elsewhere: [`write_time_offsets`] in stage 1, between unshare and fork; [`set_personality`]
+//! in the init after the rootfs is final; in exec'd processes `execCPUAffinity.initial`
+//! ([`set_cpu_affinity`]) first and `.final` right before the no_new_privs seccomp filter.
 
 mod capabilities;
 mod cwd;
@@ -29,7 +35,11 @@ mod exec;
 mod fds;
 mod no_new_privs;
 mod oom;
+mod personality;
 mod rlimits;
+mod sched;
+mod sysctl;
+mod timens;
 mod user;
 mod uts;
 
@@ -45,7 +55,14 @@ pub use exec::{exec, find_executable};
 pub use fds::cloexec_from;
 pub use no_new_privs::set_no_new_privileges;
 pub use oom::set_oom_score_adj;
+pub use personality::{check_personality, set_personality};
 pub use rlimits::{apply_rlimits, apply_rlimits_to, parse_rlimit_type, rlimit_name};
+pub use sched::{
+    check_io_priority, check_scheduler, parse_cpu_list, set_cpu_affinity, set_io_priority,
+    set_scheduler,
+};
+pub use sysctl::{check_sysctl, sysctl_path, write_sysctls};
+pub use timens::{check_time_offsets, write_time_offsets};
 pub use user::{set_umask, setup_user, DEFAULT_UMASK};
 pub use uts::{set_domainname, set_hostname};
 
@@ -96,6 +113,24 @@ pub enum SetupError {
     NulByte { field: String, value: String },
     #[error("exec {path:?}: {reason}")]
     Exec { path: String, reason: String },
+    #[error("linux.sysctl[{key:?}]: {reason}")]
+    Sysctl { key: String, reason: String },
+    #[error("linux.sysctl[{key:?}] = {value:?}: {reason}")]
+    SysctlValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// A spec field that cannot be carried out as configured, whatever its value.
+    #[error("{field}: {reason}")]
+    Needs { field: String, reason: String },
+    /// A spec field and the value that cannot be carried out (scheduling, personality, time).
+    #[error("{field} {value}: {reason}")]
+    Field {
+        field: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// The errno text the way Go (and so runc) prints it: "no such file or directory".
