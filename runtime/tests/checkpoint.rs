@@ -438,32 +438,6 @@ fn only_a_live_container_can_be_checkpointed() {
     env.assert_gone();
 }
 
-/// Accepts one connection on `listener` (bounded) and receives the pty master over it.
-fn console_master(
-    listener: &std::os::unix::net::UnixListener,
-) -> Result<std::os::fd::OwnedFd, String> {
-    listener.set_nonblocking(true).expect("nonblocking");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let conn = loop {
-        match listener.accept() {
-            Ok((conn, _)) => break conn,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(
-                    Instant::now() < deadline,
-                    "nobody connected to the console socket"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    };
-    conn.set_nonblocking(false).expect("blocking");
-    use std::os::fd::AsFd;
-    myrt_runtime::tty::recv_console(conn.as_fd())
-        .map(|(fd, _)| fd)
-        .map_err(|e| e.to_string())
-}
-
 /// The first whole number the terminal shows after `after` (bounded).
 fn number_from(master: std::os::fd::OwnedFd, after: u64) -> u64 {
     let mut r = BufReader::new(fs::File::from(master));
@@ -511,7 +485,7 @@ fn a_terminal_comes_back_over_a_new_console_socket() {
         .stderr(Stdio::null())
         .spawn()
         .expect("myrt run");
-    let master = console_master(&listener).expect("pty master");
+    let master = common::accept_console(&listener).expect("pty master");
     let (status, _) = common::wait_timeout(child, Duration::from_secs(30));
     assert!(status.success(), "run -d with a terminal failed");
     let first = number_from(master.try_clone().expect("dup"), 0);
@@ -543,7 +517,7 @@ fn a_terminal_comes_back_over_a_new_console_socket() {
         .stderr(fs::File::create(&err).expect("err file"))
         .spawn()
         .expect("myrt restore");
-    let master = console_master(&listener2);
+    let master = common::accept_console(&listener2);
     let (status, _) = common::wait_timeout(child, Duration::from_secs(60));
     let said = fs::read_to_string(&err).unwrap_or_default();
     assert!(status.success(), "restore with a terminal failed: {said}");

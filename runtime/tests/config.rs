@@ -263,7 +263,6 @@ fn terminal_goes_over_the_console_socket() {
     env.edit(|c| c["process"]["terminal"] = json!(true));
     let sock = env.path("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
-    listener.set_nonblocking(true).unwrap();
     let create = env
         .command(&[
             "create",
@@ -278,22 +277,7 @@ fn terminal_goes_over_the_console_socket() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let conn = loop {
-        match listener.accept() {
-            Ok((conn, _)) => break conn,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(
-                    Instant::now() < deadline,
-                    "nobody connected to the console socket"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    };
-    conn.set_nonblocking(false).unwrap();
-    let (master, _name) = myrt_runtime::tty::recv_console(conn.as_fd()).unwrap();
+    let master = common::accept_console(&listener).unwrap();
     let (status, timed_out) = wait_timeout(create, Duration::from_secs(30));
     assert!(!timed_out && status.success(), "create failed: {status:?}");
     // The created init holds its stdio on the pty; it reads nothing before start.

@@ -203,13 +203,7 @@ pub fn write_sysctls(sysctl: &HashMap<String, String>) -> Result<(), SetupError>
 mod tests {
     use super::*;
 
-    fn ns(json: &str) -> Namespaces {
-        let spec: oci_spec::runtime::Spec = serde_json::from_str(&format!(
-            r#"{{"ociVersion":"1.0.2","linux":{{"namespaces":{json}}}}}"#
-        ))
-        .unwrap();
-        Namespaces::from_spec(&spec).unwrap()
-    }
+    use crate::setup::testutil::namespaces as ns;
 
     #[test]
     fn key_paths() {

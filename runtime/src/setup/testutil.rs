@@ -86,3 +86,12 @@ pub fn thread_status(key: &str) -> String {
         .map(|v| v.trim().to_string())
         .unwrap_or_else(|| panic!("{key} not in /proc/thread-self/status"))
 }
+
+/// The namespaces of a spec whose linux.namespaces is `json` (a JSON array).
+pub fn namespaces(json: &str) -> crate::namespaces::Namespaces {
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(&format!(
+        r#"{{"ociVersion":"1.0.2","linux":{{"namespaces":{json}}}}}"#
+    ))
+    .expect("spec");
+    crate::namespaces::Namespaces::from_spec(&spec).expect("namespaces")
+}

@@ -107,13 +107,7 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    fn ns(json: &str) -> Namespaces {
-        let spec: oci_spec::runtime::Spec = serde_json::from_str(&format!(
-            r#"{{"ociVersion":"1.0.2","linux":{{"namespaces":{json}}}}}"#
-        ))
-        .unwrap();
-        Namespaces::from_spec(&spec).unwrap()
-    }
+    use crate::setup::testutil::namespaces as ns;
 
     #[test]
     fn offsets_are_checked() {

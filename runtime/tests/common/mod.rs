@@ -420,3 +420,29 @@ pub fn wait_for_file(path: &Path, want: impl Fn(&str) -> bool) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Accepts one connection on `listener` (30 s at most) and receives the pty master the
+/// runtime sends over it.
+pub fn accept_console(
+    listener: &std::os::unix::net::UnixListener,
+) -> Result<std::os::fd::OwnedFd, String> {
+    use std::os::fd::AsFd;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conn = loop {
+        match listener.accept() {
+            Ok((conn, _)) => break conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    return Err("nobody connected to the console socket".into());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    };
+    conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+    myrt_runtime::tty::recv_console(conn.as_fd())
+        .map(|(fd, _)| fd)
+        .map_err(|e| e.to_string())
+}
