@@ -37,8 +37,11 @@ pub enum NamespaceError {
     Unshare { what: String, source: nix::Error },
     #[error("linux.namespaces: the container needs its own mount namespace (add {{\"type\": \"mount\"}})")]
     NoMountNamespace,
-    #[error("linux.{field}: set, but the container has no new {kind} namespace")]
-    NeedsNew {
+    #[error(
+        "linux.{field}: set, but the container shares the runtime's {kind} namespace: add \
+         {{\"type\": \"{kind}\"}} to linux.namespaces"
+    )]
+    NeedsOwn {
         field: &'static str,
         kind: &'static str,
     },

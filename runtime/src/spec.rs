@@ -130,8 +130,10 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
     if ns.get(Kind::Mount).is_none() {
         return Err(crate::namespaces::NamespaceError::NoMountNamespace.into());
     }
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.is_new(Kind::Uts) {
-        return Err(crate::namespaces::NamespaceError::NeedsNew {
+    // A joined uts namespace (by path) takes the hostname too, as with runc; the runtime's own
+    // never does.
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && ns.get(Kind::Uts).is_none() {
+        return Err(crate::namespaces::NamespaceError::NeedsOwn {
             field: "hostname",
             kind: "uts",
         }
@@ -305,6 +307,29 @@ mod tests {
     fn check(s: &Spec, console: bool) -> std::result::Result<(), String> {
         let ns = Namespaces::from_spec(s).unwrap();
         validate(s, &ns, console).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn hostname_needs_a_uts_namespace_new_or_joined() {
+        let with_ns = |ns: &str| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2", "root": {"path": "rootfs"}, "hostname": "box",
+                "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+                "linux": {"namespaces": serde_json::from_str::<serde_json::Value>(ns).unwrap()}
+            }))
+            .unwrap()
+        };
+        let err = check(&with_ns(r#"[{"type":"mount"}]"#), false).unwrap_err();
+        assert!(
+            err.contains("linux.hostname") && err.contains("\"uts\""),
+            "{err}"
+        );
+        check(&with_ns(r#"[{"type":"mount"},{"type":"uts"}]"#), false).unwrap();
+        check(
+            &with_ns(r#"[{"type":"mount"},{"type":"uts","path":"/proc/1/ns/uts"}]"#),
+            false,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -230,8 +230,9 @@ fn restore_gives_the_tree_new_stdio_pipes() {
         let _ = std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err);
         panic!("restored output {line:?}; myrt restore said: {err}")
     });
+    // The dump may fall between the file write and the echo of one number: n1 may come again.
     assert!(
-        n > n1 && n <= n1 + 20,
+        n >= n1 && n <= n1 + 20,
         "the restored tree printed {n} on its new stdout after {n1}"
     );
     let status = child.wait().expect("wait restore");

@@ -358,3 +358,29 @@ fn exec_hands_its_own_listener_to_the_agent() {
     env.ok(&["delete", "--force", &env.id]);
     env.assert_gone();
 }
+
+/// A profile that denies getcwd, loaded before the cwd check (noNewPrivileges off): the
+/// CVE-2024-21626 check falls back to /proc/self/cwd and the container runs, in the right cwd.
+#[test]
+fn a_profile_denying_getcwd_does_not_stop_the_cwd_check() {
+    if !isolate() {
+        return;
+    }
+    for nnp in [false, true] {
+        let env = Env::new("getcwd", &["sh", "-c", "cd . ; echo ok"]);
+        env.edit(|c| c["process"]["cwd"] = json!("/tmp"));
+        set_profile(
+            &env,
+            json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]
+            }),
+            nnp,
+        );
+        let out = env.run(&[]);
+        assert_eq!(out.code(), Some(0), "nnp={nnp}: {out:?}");
+        assert_eq!(out.stdout, "ok\n", "nnp={nnp}: {out:?}");
+        env.assert_gone();
+    }
+}

@@ -102,11 +102,14 @@ impl Entry {
             opts.flags |= libc::MS_BIND;
         }
         if opts.is_bind() {
-            if let Some(unknown) = opts.data.first() {
-                return Err(RootfsError::invalid(
-                    at,
-                    format!("option {unknown:?} is not a mount flag, and a bind mount takes no filesystem data"),
-                ));
+            if !opts.data.is_empty() {
+                // The kernel ignores data for MS_BIND; runc and crun pass it on the same way
+                // (specs from the wild carry e.g. "mode=755" on binds). Said, not fatal.
+                log::warn!(
+                    "{at}: options {:?} are filesystem data, which a bind mount ignores",
+                    opts.data
+                );
+                opts.data.clear();
             }
             let src = m
                 .source()

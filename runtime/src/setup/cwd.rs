@@ -75,14 +75,32 @@ fn verify(cwd: &str) -> Result<(), SetupError> {
              (CVE-2024-21626), refusing to run"
                 .into(),
         )),
-        Err(e) => Err(cwd_err(
-            cwd,
-            format!(
-                "cannot verify the working directory is inside the container root: getcwd: {}",
-                errno_text(e)
-            ),
-        )),
+        // A seccomp profile may deny getcwd (it is loaded before this step when
+        // noNewPrivileges is off): the kernel's /proc/self/cwd link tells the same, with
+        // "(unreachable)" in front of a path outside the root.
+        Err(e @ (Errno::EPERM | Errno::EACCES)) => match std::fs::read_link("/proc/self/cwd") {
+            Ok(wd) if wd.is_absolute() => Ok(()),
+            Ok(wd) => Err(cwd_err(
+                cwd,
+                format!(
+                    "the working directory {wd:?} is outside the container root: possible \
+                     container breakout (CVE-2024-21626), refusing to run"
+                ),
+            )),
+            Err(_) => Err(cannot_verify(cwd, e)),
+        },
+        Err(e) => Err(cannot_verify(cwd, e)),
     }
+}
+
+fn cannot_verify(cwd: &str, e: Errno) -> SetupError {
+    cwd_err(
+        cwd,
+        format!(
+            "cannot verify the working directory is inside the container root: getcwd: {}",
+            errno_text(e)
+        ),
+    )
 }
 
 #[cfg(test)]
