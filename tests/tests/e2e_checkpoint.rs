@@ -242,8 +242,11 @@ fn restore_continues_the_counter() {
     // ctr c checkpoint leaves the task running: it counts on past the checkpoint, to a value a
     // restore from the checkpoint must not show.
     assert_eq!(cd.task(id).map(|t| t.status).as_deref(), Some("RUNNING"));
-    thread::sleep(Duration::from_secs(3));
-    let later = wait_counter(&cd, id, n1 + 1);
+    // The dump holds a value at most `resumed` (read after ctr resumed the task); `later` is
+    // far enough past it that the restored task, which counts on while it is being read (an
+    // exec takes seconds in the emulated v2 guest), still shows less.
+    let resumed = wait_counter(&cd, id, n1);
+    let later = wait_counter(&cd, id, resumed + 40);
     remove(&cd, id);
     events.wait_for(
         |e| e.topic == "/tasks/delete" && e.field("container_id") == id,
@@ -345,7 +348,9 @@ fn leave_running_checkpoint_and_a_restored_copy() {
         cd.task("orig").map(|t| t.status).as_deref(),
         Some("RUNNING")
     );
-    let o = wait_counter(&cd, "orig", n2 + 1);
+    // Far past the dump (at most n1), so that the restored copy, counting on while it is read,
+    // still shows less (an exec takes seconds in the emulated v2 guest).
+    let o = wait_counter(&cd, "orig", (n2 + 1).max(n1 + 40));
 
     // With the original gone, the copy restores under its new id and continues from the
     // checkpoint, not from where the original got to.
