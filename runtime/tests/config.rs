@@ -182,10 +182,7 @@ fn user_namespace_with_mappings() {
         ],
     );
     env.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
+        common::add_namespace(c, "user");
         c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         // As runc's rootless spec: sysfs of the host's network namespace cannot be mounted from

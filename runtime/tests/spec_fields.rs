@@ -258,10 +258,7 @@ fn time_offsets_shift_the_containers_clocks() {
         ],
     );
     env.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "time"}));
+        common::add_namespace(c, "time");
         c["linux"]["timeOffsets"] =
             json!({"boottime": {"secs": 86400}, "monotonic": {"secs": 3600, "nanosecs": 7}});
     });
@@ -288,10 +285,7 @@ fn time_offsets_shift_the_containers_clocks() {
     env.edit(|c| drop_namespace(c, "time"));
     refused(&env, "linux.timeOffsets: needs a new time namespace");
     env.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "time"}));
+        common::add_namespace(c, "time");
         c["linux"]["timeOffsets"] = json!({"realtime": {"secs": 1}});
     });
     refused(&env, r#"linux.timeOffsets "realtime": unknown clock"#);

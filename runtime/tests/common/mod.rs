@@ -446,3 +446,11 @@ pub fn accept_console(
         .map(|(fd, _)| fd)
         .map_err(|e| e.to_string())
 }
+
+/// Adds a new namespace of `typ` to a config.json being edited (see [`Env::edit`]).
+pub fn add_namespace(config: &mut Value, typ: &str) {
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("linux.namespaces is an array")
+        .push(json!({ "type": typ }));
+}
