@@ -440,23 +440,6 @@ pub fn reason_from_log(path: &Path) -> Option<String> {
     Some(tail.join("; "))
 }
 
-/// Runs `criu check` and returns its verdict line (for `myrt features` and docs).
-pub fn check(criu: &Criu) -> std::result::Result<String, String> {
-    let out = Command::new(criu.path())
-        .arg("check")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{}: {e}", criu.path().display()))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let last = text.lines().last().unwrap_or("").trim().to_string();
-    if out.status.success() {
-        Ok(last)
-    } else {
-        Err(last)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -435,6 +435,17 @@ fn only_a_live_container_can_be_checkpointed() {
         "{err}"
     );
     assert_eq!(env.status(), "running");
+    // Flags for what is not supported are refused by name, not ignored.
+    for flag in ["--parent-path", "--pre-dump", "--lazy-pages"] {
+        let mut args = vec!["checkpoint", flag];
+        if flag == "--parent-path" {
+            args.push("/tmp");
+        }
+        args.push(&env.id);
+        let err = env.fails(&args);
+        assert!(err.contains(flag) && err.contains("not supported"), "{err}");
+    }
+    assert_eq!(env.status(), "running");
     env.ok(&["delete", "--force", &env.id]);
     env.assert_gone();
 }

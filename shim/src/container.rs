@@ -403,7 +403,6 @@ impl Container {
             criu: shim.criu_path.clone(),
             image_path: image.clone(),
             work_path: Some(work),
-            parent_path: None,
             leave_running: !o.exit,
             tcp_established: o.open_tcp,
             ext_unix_sk: o.external_unix_sockets,

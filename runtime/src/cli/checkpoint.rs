@@ -47,7 +47,7 @@ pub struct CriuFlags {
 pub struct CheckpointArgs {
     #[command(flatten)]
     pub criu: CriuFlags,
-    /// path for previous criu image files in pre-dump
+    /// path for previous criu image files in pre-dump (not supported: there is no pre-dump)
     #[arg(long = "parent-path", value_name = "DIR")]
     pub parent_path: Option<PathBuf>,
     /// leave the process running after checkpointing
@@ -166,6 +166,12 @@ pub fn checkpoint(g: &Global, a: CheckpointArgs) -> Result<i32> {
             "CRIU's pre-dump needs soft-dirty memory tracking; dump in one step",
         ));
     }
+    if a.parent_path.is_some() {
+        return Err(unsupported(
+            "--parent-path",
+            "it names a pre-dump, and pre-dumps are not supported; dump in one step",
+        ));
+    }
     if a.page_server.is_some() {
         return Err(unsupported("--page-server", "write the images locally"));
     }
@@ -176,7 +182,6 @@ pub fn checkpoint(g: &Global, a: CheckpointArgs) -> Result<i32> {
         criu: Some(g.criu.clone()),
         image_path: a.criu.image_path()?,
         work_path: a.criu.work_path()?,
-        parent_path: a.parent_path.as_deref().map(absolute).transpose()?,
         leave_running: a.leave_running,
         tcp_established: a.criu.tcp_established,
         ext_unix_sk: a.criu.ext_unix_sk,

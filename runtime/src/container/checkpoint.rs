@@ -71,8 +71,6 @@ pub struct CheckpointOpts {
     pub image_path: PathBuf,
     /// CRIU's log and work files; the image path when unset.
     pub work_path: Option<PathBuf>,
-    /// A previous (pre-)dump to take unchanged memory from.
-    pub parent_path: Option<PathBuf>,
     pub leave_running: bool,
     pub tcp_established: bool,
     pub ext_unix_sk: bool,
@@ -166,9 +164,6 @@ impl Container {
             freeze_cgroup: Some(self.freezer_dir()?.to_string_lossy().into_owned()),
             ..Default::default()
         };
-        if let Some(parent) = &opts.parent_path {
-            criu_opts.parent_img = Some(parent.to_string_lossy().into_owned());
-        }
         for m in &external_mounts {
             criu_opts.ext_mnt.push(ExtMountMap {
                 key: m.key().to_string(),
