@@ -33,6 +33,8 @@ PLAN_FILE=$REPO/target/vm-tests/plan
 # e2e through a private containerd 1.6: the cgroup-facing suites whole, and from e2e_ctr the
 # cases that touch the cgroup (pause/resume, kill -a, ps, exec, exit codes); from e2e_checkpoint
 # the ctr round trip, leave-running with a copy, and the Checkpoint call's defaults and exit.
+# cri_fixtures: kubelet's specs with their cgroup limits converted for v2. lsm: the guest's
+# kernel has AppArmor on (this host has no LSM), so a profile is loaded and enforced there.
 PLAN=(
     "myrt_runtime cgroups::"
     "lifecycle"
@@ -41,6 +43,8 @@ PLAN=(
     "config"
     "bad_input"
     "checkpoint"
+    "cri_fixtures"
+    "lsm"
     "e2e_stats"
     "e2e_update"
     "e2e_oom"

@@ -59,6 +59,25 @@ impl HookKind {
     pub fn runs_in_runtime_namespace(self) -> bool {
         !matches!(self, HookKind::CreateContainer | HookKind::StartContainer)
     }
+
+    /// The `status` of the state these hooks get on stdin.
+    ///
+    /// runtime.md: "creating" is lifecycle step 2 (the environment being built); "created" is
+    /// "after step 2" until the user's program runs. prestart, createRuntime and
+    /// createContainer are steps 3-5 and startContainer step 7: all after the environment
+    /// exists and before the program runs, so "created" (as crun and the runtime-tools suite
+    /// have it; runc passes "creating" to the first three). poststart comes after the program
+    /// started, so "running" even if it already exited; poststop "stopped".
+    pub fn status(self) -> &'static str {
+        match self {
+            HookKind::Prestart
+            | HookKind::CreateRuntime
+            | HookKind::CreateContainer
+            | HookKind::StartContainer => "created",
+            HookKind::Poststart => "running",
+            HookKind::Poststop => "stopped",
+        }
+    }
 }
 
 impl fmt::Display for HookKind {
@@ -438,6 +457,20 @@ mod tests {
         assert_eq!(HookKind::StartContainer.name(), "startContainer");
         assert!(HookKind::Poststop.runs_in_runtime_namespace());
         assert!(!HookKind::CreateContainer.runs_in_runtime_namespace());
+    }
+
+    #[test]
+    fn hook_status_follows_the_lifecycle() {
+        for kind in [
+            HookKind::Prestart,
+            HookKind::CreateRuntime,
+            HookKind::CreateContainer,
+            HookKind::StartContainer,
+        ] {
+            assert_eq!(kind.status(), "created", "{kind}");
+        }
+        assert_eq!(HookKind::Poststart.status(), "running");
+        assert_eq!(HookKind::Poststop.status(), "stopped");
     }
 
     #[test]

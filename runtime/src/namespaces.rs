@@ -35,8 +35,11 @@ pub enum NamespaceError {
     },
     #[error("linux.namespaces: unshare {what}: {source}")]
     Unshare { what: String, source: nix::Error },
-    #[error("linux.namespaces: the container needs its own mount namespace (add {{\"type\": \"mount\"}})")]
-    NoMountNamespace,
+    #[error(
+        "linux.namespaces: a user namespace without a mount namespace of its own cannot mount \
+         in the runtime's mount namespace: add {{\"type\": \"mount\"}}"
+    )]
+    UserWithoutMount,
     #[error(
         "linux.{field}: set, but the container shares the runtime's {kind} namespace: add \
          {{\"type\": \"{kind}\"}} to linux.namespaces"

@@ -1,7 +1,7 @@
 //! Reading and checking a bundle's config.json before anything is created.
 //!
-//! Every field is either carried out by the engine or refused here with an error that names it;
-//! the few the OCI spec lets a runtime ignore (LSM labels on a host without that LSM) are logged.
+//! Every field is either carried out by the engine or refused here with an error that names it
+//! (LSM labels on a host without that LSM too, as runc fails on them: setup/lsm.rs).
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +33,10 @@ pub fn load(bundle: &Path) -> Result<Spec> {
             Ok(mut raw) => {
                 // An unknown seccomp name: say which field holds it (serde only names the value).
                 crate::seccomp::check_names(&raw).map_err(|e| bad(e.to_string()))?;
+                let process = raw.get("process");
+                crate::setup::check_capability_names(process, "process")
+                    .and_then(|()| crate::setup::check_rlimit_names(process, "process"))
+                    .map_err(|e| bad(e.to_string()))?;
                 check_enum_names(&raw)?;
                 if !fix_scheduler_flags(&mut raw) {
                     return Err(invalid(e));
@@ -111,24 +115,16 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
             "--console-socket given, but process.terminal is false in config.json",
         ));
     }
-    if process
-        .apparmor_profile()
-        .as_deref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        log::info!("process.apparmorProfile ignored: AppArmor is not enabled on this host");
-    }
-    if process
-        .selinux_label()
-        .as_deref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        log::info!("process.selinuxLabel ignored: SELinux is not enabled on this host");
-    }
+    // AppArmor/SELinux fields the host cannot carry out are refused, as runc fails on them.
+    let mount_label = spec.linux().as_ref().and_then(|l| l.mount_label().clone());
+    let host = crate::setup::lsm::HostLsm::detect();
+    crate::setup::lsm::check(host, process, &mount_label).map_err(|e| bad(e.to_string()))?;
     check_process_sched(process)?;
 
-    if ns.get(Kind::Mount).is_none() {
-        return Err(crate::namespaces::NamespaceError::NoMountNamespace.into());
+    // No mount namespace listed: the runtime's is inherited (the spec says so) and the mounts
+    // are made there; a user namespace could not mount in it.
+    if ns.get(Kind::Mount).is_none() && ns.get(Kind::User).is_some() {
+        return Err(crate::namespaces::NamespaceError::UserWithoutMount.into());
     }
     // A joined uts namespace (by path) takes the hostname too, as with runc; the runtime's own
     // never does.
@@ -144,6 +140,10 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
             // Built (not loaded) here, so a bad profile fails create before anything exists.
             crate::seccomp::validate(seccomp).map_err(|e| bad(e.to_string()))?;
         }
+        if let Some(r) = linux.resources() {
+            // Values no host accepts, before any cgroup exists (the rest fails at the write).
+            crate::cgroups::check_resources(r)?;
+        }
         // linux.sysctl: only keys of a namespace the container has its own copy of.
         for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
             crate::setup::check_sysctl(key, ns).map_err(|e| bad(e.to_string()))?;
@@ -157,17 +157,11 @@ pub fn validate(spec: &Spec, ns: &Namespaces, has_console: bool) -> Result<()> {
         if let Some(offsets) = linux.time_offsets() {
             crate::setup::check_time_offsets(offsets, ns).map_err(|e| bad(e.to_string()))?;
         }
-        unsupported(linux.memory_policy().is_some(), "linux.memoryPolicy")?;
-        unsupported(
-            linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
-            "linux.netDevices",
-        )?;
-        if linux
-            .mount_label()
-            .as_deref()
-            .is_some_and(|l| !l.is_empty())
-        {
-            log::info!("linux.mountLabel ignored: SELinux is not enabled on this host");
+        if let Some(policy) = linux.memory_policy() {
+            crate::setup::check_memory_policy(policy).map_err(|e| bad(e.to_string()))?;
+        }
+        if let Some(devices) = linux.net_devices() {
+            crate::setup::check_net_devices(devices, ns).map_err(|e| bad(e.to_string()))?;
         }
         if ns.get(Kind::User).is_none()
             && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
@@ -206,8 +200,16 @@ fn fix_scheduler_flags(raw: &mut serde_json::Value) -> bool {
 
 /// The names serde would refuse without saying where: an unknown one is named with its field.
 fn check_enum_names(raw: &serde_json::Value) -> Result<()> {
-    const FIELDS: [(&str, &[&str]); 4] = [
+    const FIELDS: [(&str, &[&str]); 6] = [
         ("/linux/personality/domain", &["LINUX", "LINUX32"]),
+        (
+            "/linux/memoryPolicy/mode",
+            crate::setup::MEMORY_POLICY_MODES,
+        ),
+        (
+            "/linux/memoryPolicy/flags",
+            crate::setup::MEMORY_POLICY_FLAGS,
+        ),
         (
             "/process/ioPriority/class",
             &["IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"],
@@ -281,16 +283,6 @@ fn check_process_sched(process: &oci_spec::runtime::Process) -> Result<()> {
     Ok(())
 }
 
-fn unsupported(present: bool, field: &str) -> Result<()> {
-    if present {
-        Err(bad(format!(
-            "{field}: not supported by this version of myrt; remove it from config.json"
-        )))
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,7 +349,12 @@ mod tests {
         );
         let err = check(&spec(r#","memoryPolicy":{"mode":"MPOL_BIND"}"#), false).unwrap_err();
         assert!(
-            err.starts_with("linux.memoryPolicy: not supported"),
+            err.starts_with("linux.memoryPolicy.nodes \"\": mode MPOL_BIND needs nodes"),
+            "{err}"
+        );
+        let err = check(&spec(r#","netDevices":{"lo":{"name":"eth0"}}"#), false).unwrap_err();
+        assert!(
+            err.starts_with("linux.netDevices: the container has no network namespace"),
             "{err}"
         );
     }

@@ -127,9 +127,9 @@ fn unsupported_field_is_named() {
         return;
     }
     let env = Env::new("unsup", &["true"]);
-    // (linux.sysctl is carried out now: tests/spec_fields.rs.)
-    env.edit(|c| c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"}));
-    create_fails_cleanly(&env, "linux.memoryPolicy: not supported");
+    // (linux.sysctl, memoryPolicy and netDevices are carried out now.)
+    env.edit(|c| c["linux"]["intelRdt"] = json!({"schemata": ["L3:0=f"]}));
+    create_fails_cleanly(&env, "linux.intelRdt.schemata: not supported");
 }
 
 #[test]
@@ -160,4 +160,148 @@ fn invalid_ids_are_refused() {
     }
     assert!(!env.dir.path().join("escape").exists());
     common::assert_no_processes();
+}
+
+/// A bad value in config.json fails `create` naming the field and the value, before anything
+/// exists, and leaves nothing behind.
+#[track_caller]
+fn bad_value(tag: &str, edit: impl FnOnce(&mut serde_json::Value), want: &str) {
+    let env = Env::new(tag, &["true"]);
+    env.edit(edit);
+    create_fails_cleanly(&env, want);
+}
+
+#[test]
+fn negative_memory_limit_is_refused_but_minus_one_means_unlimited() {
+    if !isolate() {
+        return;
+    }
+    bad_value(
+        "memneg",
+        |c| c["linux"]["resources"]["memory"] = json!({"limit": -5}),
+        r#"linux.resources.memory.limit: invalid value "-5": use a number of bytes, or -1 for no limit"#,
+    );
+    bad_value(
+        "swapneg",
+        |c| c["linux"]["resources"]["memory"] = json!({"limit": 67108864, "swap": -2}),
+        r#"linux.resources.memory.swap: invalid value "-2""#,
+    );
+    // -1 is "no limit" for the limit too (runc writes -1 on v1, "max" on v2).
+    let env = Env::new("memunl", &["true"]);
+    env.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": -1, "swap": -1}));
+    let out = env.run(&[]);
+    assert!(out.success(), "{out:?}");
+    env.assert_gone();
+}
+
+#[test]
+fn unknown_capability_is_named_with_its_set() {
+    if !isolate() {
+        return;
+    }
+    bad_value(
+        "capnope",
+        |c| {
+            c["process"]["capabilities"]["bounding"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_NOPE"))
+        },
+        r#"process.capabilities.bounding["#,
+    );
+    let env = Env::new("capnope2", &["true"]);
+    env.edit(|c| c["process"]["capabilities"]["ambient"] = json!(["CAP_NOPE"]));
+    let err = create_fails_cleanly(
+        &env,
+        r#"process.capabilities.ambient[0] "CAP_NOPE": unknown capability"#,
+    );
+    assert!(
+        !err.contains("line "),
+        "serde's position, not the field: {err}"
+    );
+}
+
+#[test]
+fn misspelt_seccomp_syscall_is_refused_naming_field_and_value() {
+    if !isolate() {
+        return;
+    }
+    bad_value(
+        "scnope",
+        |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [{"names": ["mkdir", "mkdri"], "action": "SCMP_ACT_ERRNO"}]
+            })
+        },
+        r#"linux.seccomp.syscalls[0].names[1] "mkdri": unknown syscall on every architecture"#,
+    );
+}
+
+#[test]
+fn unknown_mount_type_names_the_mount_and_the_type() {
+    if !isolate() {
+        return;
+    }
+    let env = Env::new("nofs", &["true"]);
+    env.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "nofs", "source": "none"
+        }))
+    });
+    let n = env.config()["mounts"].as_array().unwrap().len() - 1;
+    let err = create_fails_cleanly(&env, &format!("mounts[{n}]"));
+    assert!(
+        err.contains(r#""/mnt""#) && err.contains(r#""nofs""#) && err.contains("ENODEV"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_of_range_cpu_shares_are_refused() {
+    if !isolate() {
+        return;
+    }
+    for (tag, shares) in [("shares1", 1u64), ("shareshi", 99_999_999)] {
+        bad_value(
+            tag,
+            |c| c["linux"]["resources"]["cpu"] = json!({"shares": shares}),
+            &format!(r#"linux.resources.cpu.shares: invalid value "{shares}": use 2 to 262144"#),
+        );
+    }
+}
+
+#[test]
+fn bad_cpuset_lists_are_refused() {
+    if !isolate() {
+        return;
+    }
+    bad_value(
+        "cpusbad",
+        |c| c["linux"]["resources"]["cpu"] = json!({"cpus": "0-abc"}),
+        r#"linux.resources.cpu.cpus: invalid value "0-abc": "abc" is not a number"#,
+    );
+    bad_value(
+        "cpusback",
+        |c| c["linux"]["resources"]["cpu"] = json!({"cpus": "0", "mems": "3-1"}),
+        r#"linux.resources.cpu.mems: invalid value "3-1": range "3-1" goes backwards"#,
+    );
+}
+
+#[test]
+fn unknown_rlimit_type_is_named_with_its_index() {
+    if !isolate() {
+        return;
+    }
+    bad_value(
+        "rlnope",
+        |c| {
+            c["process"]["rlimits"] = json!([
+                {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024},
+                {"type": "RLIMIT_NOPE", "hard": 1, "soft": 1}
+            ])
+        },
+        r#"process.rlimits[1].type "RLIMIT_NOPE": unknown rlimit type"#,
+    );
 }

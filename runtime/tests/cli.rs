@@ -104,8 +104,25 @@ fn features_are_truthful() {
         assert!(actions.contains(a), "{a} not in {actions}");
     }
     assert_eq!(linux.intel_rdt().as_ref().unwrap().enabled(), &Some(true));
-    assert_eq!(linux.apparmor().as_ref().unwrap().enabled(), &Some(false));
-    assert_eq!(linux.selinux().as_ref().unwrap().enabled(), &Some(false));
+    // features-linux.md: the runtime's support, whatever the host has; the host's status and
+    // what happens without the LSM are in the annotations.
+    assert_eq!(linux.apparmor().as_ref().unwrap().enabled(), &Some(true));
+    assert_eq!(linux.selinux().as_ref().unwrap().enabled(), &Some(true));
+    let notes = f.annotations().as_ref().unwrap();
+    for lsm in ["apparmor", "selinux"] {
+        let note = &notes[&format!("io.containerd.myrt.{lsm}")];
+        let enabled = myrt_runtime::setup::lsm::HostLsm::detect();
+        let on = if lsm == "apparmor" {
+            enabled.apparmor
+        } else {
+            enabled.selinux
+        };
+        assert_eq!(
+            note.starts_with("enabled on this host"),
+            on,
+            "{lsm}: {note}"
+        );
+    }
     let cg = linux.cgroup().as_ref().unwrap();
     assert_eq!(
         (cg.v1(), cg.v2(), cg.systemd()),

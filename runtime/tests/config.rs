@@ -361,7 +361,8 @@ fn hooks_get_the_state() {
     for name in ["createRuntime", "prestart"] {
         let s = read_hook(&out, name);
         assert_eq!(s["id"], env.id.as_str(), "{name}: {s}");
-        assert_eq!(s["status"], "creating", "{name}: {s}");
+        // After step 2 of the lifecycle: "created" (runtime.md; crun, runtime-tools).
+        assert_eq!(s["status"], "created", "{name}: {s}");
         assert_eq!(s["pid"], pid, "{name}: {s}");
         assert_eq!(s["bundle"], bundle.to_str().unwrap(), "{name}: {s}");
     }

@@ -14,6 +14,7 @@ pub mod oom;
 pub mod stats;
 pub mod v1;
 pub mod v2;
+mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Pid;
 use mountinfo::{CgroupMount, MountKind};
+pub use validate::check_resources;
 
 /// Where the host mounts its cgroup hierarchies.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";

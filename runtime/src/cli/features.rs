@@ -19,7 +19,7 @@ const HOOKS: &[&str] = &[
 ];
 
 /// Every mount option the rootfs module recognizes (runtime/src/rootfs/options.rs: flags,
-/// propagation, recursive attributes and tmpcopyup; idmap/ridmap are refused).
+/// propagation, recursive attributes, tmpcopyup and idmap/ridmap for bind mounts).
 const MOUNT_OPTIONS: &[&str] = &[
     "acl",
     "async",
@@ -30,6 +30,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -54,6 +55,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -132,10 +134,17 @@ pub fn document_with(criu: Option<String>) -> Value {
                 "knownFlags": seccomp::known_flags(),
                 "supportedFlags": seccomp::supported_flags()
             },
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            // The runtime's support, whatever the host runs (features-linux.md); the host's
+            // status is in the annotations.
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true},
             "intelRdt": {"enabled": true},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "memoryPolicy": {
+                "modes": myrt_runtime::setup::MEMORY_POLICY_MODES,
+                "flags": myrt_runtime::setup::MEMORY_POLICY_FLAGS
+            },
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "netDevices": {"enabled": true}
         },
         "annotations": annotations(criu)
     })
@@ -146,6 +155,13 @@ fn annotations(criu: Option<String>) -> Value {
         "io.containerd.myrt.version": VERSION,
         "io.containerd.myrt.checkpoint.enabled": "true",
     });
+    let host = myrt_runtime::setup::lsm::HostLsm::detect();
+    a["io.containerd.myrt.apparmor"] = json!(myrt_runtime::setup::lsm::describe(
+        "apparmor",
+        host.apparmor
+    ));
+    a["io.containerd.myrt.selinux"] =
+        json!(myrt_runtime::setup::lsm::describe("selinux", host.selinux));
     if let Some(c) = criu {
         a["io.containerd.myrt.checkpoint.criu"] = json!(c);
     }
@@ -195,6 +211,16 @@ mod tests {
             .as_ref()
             .unwrap()
             .contains(&"rbind".to_string()));
+        let mp = linux.memory_policy().as_ref().unwrap();
+        assert_eq!(mp.modes().as_ref().unwrap().len(), 7);
+        assert!(mp
+            .flags()
+            .as_ref()
+            .unwrap()
+            .contains(&"MPOL_F_STATIC_NODES".to_string()));
+        assert_eq!(linux.net_devices().as_ref().unwrap().enabled(), &Some(true));
+        let idmap = linux.mount_extensions().as_ref().unwrap().idmap().clone();
+        assert_eq!(idmap.unwrap().enabled(), &Some(true));
     }
 
     #[test]

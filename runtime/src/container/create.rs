@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
+use super::host_mounts::RuntimeNsMounts;
 use super::{io_err, Container, ContainerError, PersistedState, Result, Status};
 use super::{CONFIG_FILE, EXEC_FIFO};
 use crate::cgroups;
 use crate::hooks::HookKind;
-use crate::namespaces::Namespaces;
+use crate::namespaces::{Kind, Namespaces};
 use crate::process::channel::{ToChild, ToParent};
 use crate::process::{ChildConfig, Mode, ParentProcess, ProcessError, Stdio};
 use crate::utils::pid::stat_of;
@@ -117,6 +118,7 @@ impl Container {
                 annotations: spec.annotations().clone().unwrap_or_default(),
                 no_pivot,
                 intel_rdt,
+                runtime_ns_mounts: None,
             },
             spec,
             cgroup,
@@ -147,6 +149,17 @@ impl Container {
     }
 
     fn create_inner(&mut self, namespaces: Namespaces, opts: CreateOpts) -> Result<()> {
+        if namespaces.get(Kind::Mount).is_none() {
+            // Noted (and saved below) before the init mounts anything, so that a delete, or
+            // the cleanup of this create if it fails, can take the mounts away again.
+            log::warn!(
+                "container {}: no mount namespace in linux.namespaces: its mounts are made in \
+                 the runtime's mount namespace under {}",
+                self.state.id,
+                self.state.rootfs.display()
+            );
+            self.state.runtime_ns_mounts = Some(RuntimeNsMounts::note(&self.state.rootfs)?);
+        }
         self.set_up_cgroups()?;
         let fifo = self.dir.join(EXEC_FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
@@ -231,9 +244,21 @@ impl Container {
                     self.state.init_start_time = stat_of(pid).map(|(t, _)| t);
                     parent.reap_stage1();
                     init = Some((pid, fd));
+                    // linux.netDevices: into the init's network namespace before any hook runs.
+                    if let Some(devices) = self
+                        .spec
+                        .linux()
+                        .as_ref()
+                        .and_then(|l| l.net_devices().as_ref())
+                    {
+                        if let Err(e) = crate::setup::move_net_devices(devices, pid.as_raw()) {
+                            kill_init(&init);
+                            return Err(ContainerError::Spec(e.to_string()));
+                        }
+                    }
                 }
                 ToParent::RunHooks => {
-                    let state = self.oci_state_creating();
+                    let state = self.create_hooks_state();
                     let hooks = self.spec.hooks().as_ref();
                     let res = crate::process::run_hooks_in_helper(
                         HookKind::CreateRuntime,
@@ -297,9 +322,11 @@ impl Container {
         res
     }
 
-    pub(super) fn oci_state_creating(&self) -> crate::hooks::OciState {
+    /// The state prestart, createRuntime and createContainer get: status "created" (see
+    /// [`HookKind::status`]) and the init's pid.
+    pub(super) fn create_hooks_state(&self) -> crate::hooks::OciState {
         let mut s = self.oci_state();
-        s.status = "creating".into();
+        s.status = HookKind::Prestart.status().into();
         s.pid = self.state.init_pid.map(Pid::as_raw);
         s
     }
@@ -309,6 +336,9 @@ impl Container {
     pub(super) fn cleanup_failed_create(&mut self) {
         if let Some(fd) = self.init_pidfd() {
             let _ = fd.signal(nix::sys::signal::Signal::SIGKILL);
+        }
+        if let Err(e) = self.release_runtime_ns_mounts() {
+            log::warn!("container {}: after failed create: {e}", self.state.id);
         }
         if self.cgroup.exists() {
             if let Err(e) = self.cgroup.kill_all() {

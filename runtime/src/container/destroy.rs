@@ -1,10 +1,15 @@
 //! `delete`: libcontainer's destroy order — freeze, SIGKILL every process, thaw, wait until the
 //! cgroup is empty, remove the cgroup and the state, then run the poststop hooks.
 
+use std::time::{Duration, Instant};
+
 use nix::sys::signal::Signal;
 
 use super::{Container, ContainerError, Result, Status};
 use crate::hooks::HookKind;
+
+/// How long delete waits for a killed init to be gone before unmounting what it mounted.
+const INIT_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 impl Container {
     /// Destroys the container. A running or paused one needs `force`.
@@ -20,8 +25,10 @@ impl Container {
         if let Some(init) = self.init_pidfd() {
             let _ = init.signal(Signal::SIGKILL);
         }
+        // Before anything is removed: if this fails, the state stays for another delete.
+        self.release_runtime_ns_mounts()?;
         let mut state = self.oci_state();
-        state.status = Status::Stopped.to_string();
+        state.status = HookKind::Poststop.status().to_string();
         self.cgroup.remove()?;
         // Intel RDT: remove the resctrl groups myrt made (never a class it only joined).
         if let Some(rdt) = self.state.intel_rdt.as_mut() {
@@ -44,6 +51,25 @@ impl Container {
             // The spec: a failing poststop hook is logged; deletion goes on.
             log::warn!("container {}: {e}", self.state.id);
         }
+        Ok(())
+    }
+
+    /// A container without a mount namespace of its own: unmounts what it mounted in the
+    /// runtime's mount namespace, once its init is gone (a dying init could still be mounting).
+    pub(super) fn release_runtime_ns_mounts(&self) -> Result<()> {
+        let Some(mounts) = &self.state.runtime_ns_mounts else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + INIT_EXIT_WAIT;
+        while self.init_pid().is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let n = mounts.release(&self.state.rootfs)?;
+        log::debug!(
+            "container {}: {n} mount(s) under {} unmounted",
+            self.state.id,
+            self.state.rootfs.display()
+        );
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ mod checkpoint;
 mod create;
 mod destroy;
 mod exec;
+pub mod host_mounts;
 mod oom;
 mod pause;
 mod restore;
@@ -80,6 +81,8 @@ pub enum ContainerError {
     IntelRdt(#[from] crate::intelrdt::IntelRdtError),
     #[error(transparent)]
     Criu(#[from] crate::criu::CriuError),
+    #[error(transparent)]
+    HostMounts(#[from] host_mounts::HostMountError),
     #[error("container {id}: init process exited before start")]
     InitGone { id: String },
     #[error("container {id}: start failed: {reason}")]
@@ -117,6 +120,10 @@ pub struct PersistedState {
     /// The container's resctrl groups (linux.intelRdt), to remove on destroy.
     #[serde(default)]
     pub intel_rdt: Option<crate::intelrdt::RdtGroup>,
+    /// Set when the container has no mount namespace of its own: its mounts are in the
+    /// runtime's, and destroy unmounts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_ns_mounts: Option<host_mounts::RuntimeNsMounts>,
 }
 
 /// A container loaded from (or just written to) its state directory.

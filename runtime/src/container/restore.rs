@@ -101,6 +101,7 @@ impl Container {
         descriptors: &[String],
         opts: RestoreOpts,
     ) -> Result<()> {
+        refuse_unrestorable(&self.spec)?;
         self.set_up_cgroups()?;
         create_mount_points(&self.spec, &self.state.rootfs)?;
 
@@ -288,7 +289,7 @@ impl Container {
             }
             Ok(())
         };
-        let state_for_hooks = self.oci_state_creating();
+        let state_for_hooks = self.create_hooks_state();
         let hooks = self.spec.hooks().clone();
         let console = opts.console_socket.as_ref();
         let mut restored: Option<Pid> = None;
@@ -460,6 +461,37 @@ fn create_mount_points(spec: &Spec, rootfs: &Path) -> Result<()> {
         // A destination under a tmpfs of the spec is CRIU's to make; only log.
         if let Err(e) = made {
             log::debug!("restore: mount point {}: {e}", dest.display());
+        }
+    }
+    Ok(())
+}
+
+/// Fields a restore cannot carry out yet: said, never skipped (the checkpoint's CRIU images
+/// hold neither moved devices nor the id-mapped trees).
+fn refuse_unrestorable(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let net = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.net_devices().as_ref())
+        .is_some_and(|d| !d.is_empty());
+    if net {
+        return Err(ContainerError::Spec(
+            "restore: linux.netDevices is not supported on restore by myrt; remove it from the \
+             restoring bundle's config.json"
+                .into(),
+        ));
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let opts = m.options().as_deref().unwrap_or(&[]);
+        if m.uid_mappings().is_some()
+            || m.gid_mappings().is_some()
+            || opts.iter().any(|o| o == "idmap" || o == "ridmap")
+        {
+            return Err(ContainerError::Spec(format!(
+                "restore: mounts[{i}] ({}): id-mapped mounts are not supported on restore by \
+                 myrt; drop the mapping from the restoring bundle's config.json",
+                m.destination().display()
+            )));
         }
     }
     Ok(())

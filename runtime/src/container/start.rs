@@ -59,7 +59,11 @@ impl Container {
             });
         }
         self.set_status(Status::Running)?;
-        let state = self.oci_state();
+        // As of "running" with the init's pid, even when the program already exited: the hook
+        // describes the start that just happened, not what the kernel shows now.
+        let mut state = self.oci_state();
+        state.status = HookKind::Poststart.status().into();
+        state.pid = self.state.init_pid.map(crate::utils::Pid::as_raw);
         if let Err(e) = crate::process::run_hooks_in_helper(
             HookKind::Poststart,
             self.spec

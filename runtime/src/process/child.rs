@@ -101,6 +101,16 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
     // linux.seccomp: built and its agent's socket connected here, while the host's root is still
     // ours (listenerPath is a host path); stage 2 loads it (finish_process).
     let seccomp = PendingSeccomp::from_spec(&cfg.spec)?;
+    // Id-mapped mounts: their trees are made now, while this process still holds CAP_SYS_ADMIN
+    // in the host's user namespace (mount_setattr needs it); stage 2 attaches them.
+    if matches!(cfg.mode, Mode::Init) {
+        rootfs::prepare_idmapped_mounts(
+            &cfg.spec,
+            &cfg.rootfs,
+            &cfg.bundle,
+            cfg.namespaces.get(Kind::User).is_some(),
+        )?;
+    }
     let ns = &cfg.namespaces;
     if let Some(user) = ns.get(Kind::User) {
         match &user.path {
@@ -243,7 +253,7 @@ fn stage2_init(
     // From here on the caller of `create` is gone; `start` reads the fifo until EOF, so an
     // error written there reaches it, and a successful execve closes the (close-on-exec) fifo.
     let mut state = *state;
-    state.status = "created".into();
+    state.status = HookKind::StartContainer.status().into();
     let err = match hooks::run_hooks(
         HookKind::StartContainer,
         spec_hooks.and_then(|h| h.start_container().as_ref()),
@@ -312,10 +322,23 @@ fn finish_process(
     if let Some(io) = p.io_priority() {
         setup::set_io_priority(io)?;
     }
+    // linux.memoryPolicy: in init and exec'd processes alike, before any seccomp filter
+    // (runc's setupMemoryPolicy sits with the scheduler settings).
+    if let Some(policy) = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        setup::set_memory_policy(policy)?;
+    }
     setup::cloexec_from(3 + cfg.preserve_fds as i32)?;
     if let Some(rlimits) = p.rlimits() {
         setup::apply_rlimits(rlimits)?;
     }
+    // AppArmor profile and SELinux label for the execve (runc: before seccomp and the
+    // capability drop), through the container's procfs.
+    setup::lsm::apply(p)?;
     let no_new_privs = p.no_new_privileges().unwrap_or(false);
     if no_new_privs {
         setup::set_no_new_privileges()?;

@@ -115,6 +115,10 @@ impl ParentProcess {
         cmd.arg0("myrt-init")
             .env_clear()
             .env(INIT_ENV, child_end.raw_fd().to_string());
+        // The init must resolve rootfs paths the way this process does (the forced walk).
+        if let Some((key, value)) = crate::rootfs::safe_path::resolver_env() {
+            cmd.env(key, value);
+        }
         cmd.stdin(stdio.stdin.map_or_else(StdStdio::inherit, StdStdio::from));
         cmd.stdout(stdio.stdout.map_or_else(StdStdio::inherit, StdStdio::from));
         cmd.stderr(stdio.stderr.map_or_else(StdStdio::inherit, StdStdio::from));

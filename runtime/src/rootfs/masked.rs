@@ -1,17 +1,130 @@
 //! linux.maskedPaths and linux.readonlyPaths, applied after pivot_root inside the container's
 //! root. Masked files get the container's /dev/null bound over them, masked directories a
 //! read-only tmpfs; read-only paths are bound onto themselves and remounted read-only.
+//!
+//! Paths below /proc are resolved from one fd of the container's /proc, opened once and checked
+//! to be the procfs mounted for the container (CVE-2019-19921, CVE-2023-27561): a process
+//! outside the container's mount namespace can rename the rootfs' /proc (a mount point only in
+//! ours) and put a symlink or a directory in its place; resolving each `/proc/...` by name
+//! would then mask the wrong files, or skip them as missing, and leave procfs unmasked under
+//! its new name.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::{self, SFlag};
 
 use super::devices::is_dev_null;
-use super::safe_path::RootDir;
+use super::safe_path::{check_procfs, clean_path, RootDir};
 use super::sys;
-use super::RootfsError;
+use super::{RootfsConfig, RootfsError};
+
+const PROC: &str = "/proc";
+const PROC_FIELD: &str = "linux.maskedPaths/readonlyPaths (\"/proc\")";
+
+/// The mount id of the container's /proc right after the spec's mounts (`None`: not recorded,
+/// or the kernel does not report mount ids). Each container init sets up one rootfs.
+static PROC_MOUNT_ID: Mutex<Option<u64>> = Mutex::new(None);
+
+fn set_proc_mount_id(id: Option<u64>) {
+    *PROC_MOUNT_ID.lock().unwrap_or_else(|e| e.into_inner()) = id;
+}
+
+fn proc_mount_id() -> Option<u64> {
+    *PROC_MOUNT_ID.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True when the spec mounts something (a procfs: mounts.rs allows nothing else) at /proc.
+fn spec_mounts_proc(cfg: &RootfsConfig) -> bool {
+    cfg.mounts()
+        .iter()
+        .any(|m| clean_path(m.destination()) == Path::new(PROC))
+}
+
+/// Opens `/proc` in `root` without following a symlink there and checks it is procfs.
+fn open_proc_dir(root: &RootDir) -> Result<OwnedFd, String> {
+    let fd = root
+        .open(
+            Path::new(PROC),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+        )
+        .map_err(|e| e.to_string())?;
+    check_procfs(fd.as_fd(), Path::new(PROC)).map_err(|e| e.to_string())?;
+    Ok(fd)
+}
+
+/// Records which mount is the container's /proc, right after the spec's mounts (before
+/// pivot_root; `root` is the rootfs), so [`open_proc_root`] can tell it from a look-alike.
+pub(super) fn record_proc_mount(cfg: &RootfsConfig, root: &RootDir) -> Result<(), RootfsError> {
+    set_proc_mount_id(None);
+    if !spec_mounts_proc(cfg) {
+        return Ok(());
+    }
+    let fd = open_proc_dir(root).map_err(|e| {
+        RootfsError::invalid(
+            "mounts (destination \"/proc\")",
+            format!(
+                "the procfs just mounted is no longer at \"/proc\" in the rootfs ({e}): \
+                 something moved or replaced it (CVE-2019-19921, CVE-2023-27561)"
+            ),
+        )
+    })?;
+    let id = sys::mount_id(fd.as_fd()).map_err(|e| RootfsError::sys("mounts", "statx", PROC, e))?;
+    set_proc_mount_id(id);
+    Ok(())
+}
+
+/// After pivot_root: the container's /proc as a root for the `/proc/...` entries of
+/// linux.maskedPaths and linux.readonlyPaths. `None` when the spec mounts nothing at /proc
+/// (then those paths are resolved from "/" like the others). Fails when /proc is not a
+/// directory on procfs, or not the mount [`record_proc_mount`] saw.
+pub(super) fn open_proc_root(
+    cfg: &RootfsConfig,
+    root: &RootDir,
+) -> Result<Option<RootDir>, RootfsError> {
+    if !spec_mounts_proc(cfg) {
+        return Ok(None);
+    }
+    let refuse = |why: String| {
+        RootfsError::invalid(
+            PROC_FIELD,
+            format!(
+                "\"/proc\" in the container is not the procfs mounted for it ({why}): something \
+                 moved or replaced it; refusing to mask or make read-only paths elsewhere \
+                 (CVE-2019-19921, CVE-2023-27561)"
+            ),
+        )
+    };
+    let fd = open_proc_dir(root).map_err(refuse)?;
+    let now =
+        sys::mount_id(fd.as_fd()).map_err(|e| RootfsError::sys(PROC_FIELD, "statx", PROC, e))?;
+    if let (Some(want), Some(got)) = (proc_mount_id(), now) {
+        if want != got {
+            return Err(refuse(format!(
+                "it is mount {got}, the one mounted was mount {want}"
+            )));
+        }
+    }
+    RootDir::from_fd(fd, Path::new(PROC))
+        .map(Some)
+        .map_err(|e| RootfsError::path(PROC_FIELD, e))
+}
+
+/// The root to resolve `path` in and the path inside it: paths below /proc go through `proc`
+/// when there is one.
+fn pick<'a>(root: &'a RootDir, proc: Option<&'a RootDir>, path: &Path) -> (&'a RootDir, PathBuf) {
+    let clean = clean_path(path);
+    if let Some(proc) = proc {
+        if let Ok(rest) = clean.strip_prefix(PROC) {
+            if !rest.as_os_str().is_empty() {
+                return (proc, Path::new("/").join(rest));
+            }
+        }
+    }
+    (root, clean)
+}
 
 /// Opens `path` in `root` as O_PATH; `None` when it does not exist (such paths are skipped).
 fn open_existing(root: &RootDir, field: &str, path: &Path) -> Result<Option<OwnedFd>, RootfsError> {
@@ -43,10 +156,15 @@ fn reopen_mounted(
     Ok(fd)
 }
 
-pub(super) fn readonly_paths(root: &RootDir, paths: &[String]) -> Result<(), RootfsError> {
+pub(super) fn readonly_paths(
+    root: &RootDir,
+    proc: Option<&RootDir>,
+    paths: &[String],
+) -> Result<(), RootfsError> {
     for (i, p) in paths.iter().enumerate() {
         let field = format!("linux.readonlyPaths[{i}] ({p:?})");
-        let path = Path::new(p);
+        let (root, path) = pick(root, proc, Path::new(p));
+        let path = path.as_path();
         let Some(fd) = open_existing(root, &field, path)? else {
             continue;
         };
@@ -80,7 +198,11 @@ pub(super) fn readonly_paths(root: &RootDir, paths: &[String]) -> Result<(), Roo
     Ok(())
 }
 
-pub(super) fn mask_paths(root: &RootDir, paths: &[String]) -> Result<(), RootfsError> {
+pub(super) fn mask_paths(
+    root: &RootDir,
+    proc: Option<&RootDir>,
+    paths: &[String],
+) -> Result<(), RootfsError> {
     if paths.is_empty() {
         return Ok(());
     }
@@ -101,7 +223,8 @@ pub(super) fn mask_paths(root: &RootDir, paths: &[String]) -> Result<(), RootfsE
     let null_src = sys::proc_fd_path(null.as_fd());
     for (i, p) in paths.iter().enumerate() {
         let field = format!("linux.maskedPaths[{i}] ({p:?})");
-        let path = Path::new(p);
+        let (root, path) = pick(root, proc, Path::new(p));
+        let path = path.as_path();
         let Some(fd) = open_existing(root, &field, path)? else {
             continue;
         };

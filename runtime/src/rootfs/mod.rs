@@ -10,7 +10,12 @@
 //! 3. [`enter_rootfs`]: pivot_root (or MS_MOVE + chroot), then chdir("/").
 //! 4. (the caller sets up the console, hostname, sysctls)
 //! 5. [`finalize_rootfs`]: read-only and masked paths, read-only remounts, read-only root,
-//!    final propagation of `/`.
+//!    linux.rootfsPropagation on the new `/`.
+//!
+//! A container without a mount namespace of its own (the spec lists none, so it inherits the
+//! runtime's, as runc and crun allow) gets its mounts in the runtime's namespace: there only the
+//! rootfs' self-bind and what lies under it are touched (never the propagation of `/`), step 3
+//! is a chroot, and `delete` unmounts them again (container/host_mounts.rs).
 //!
 //! Every path inside the rootfs goes through [`RootDir`] (openat2 RESOLVE_IN_ROOT or a checked
 //! walk) and every mount targets `/proc/self/fd/N` of a checked fd.
@@ -19,6 +24,7 @@ mod cgroup;
 mod copyup;
 mod devices;
 mod error;
+mod idmap;
 mod masked;
 pub use crate::utils::mountinfo;
 mod mounts;
@@ -37,6 +43,7 @@ use std::path::Path;
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 pub use error::RootfsError;
+pub use idmap::prepare_idmapped_mounts;
 pub use options::{parse_mount_options, parse_propagation, MountOptions, OptionError};
 pub use safe_path::{check_procfs, clean_path, open_procfs, RootDir, SafePathError};
 
@@ -58,6 +65,11 @@ pub struct RootfsConfig<'a> {
 impl RootfsConfig<'_> {
     fn mounts(&self) -> &[Mount] {
         self.spec.mounts().as_deref().unwrap_or(&[])
+    }
+
+    /// False when the container shares the runtime's mount namespace (none listed).
+    fn own_mount_ns(&self) -> bool {
+        self.has_namespace(LinuxNamespaceType::Mount)
     }
 
     fn has_namespace(&self, typ: LinuxNamespaceType) -> bool {
@@ -100,18 +112,22 @@ impl RootfsConfig<'_> {
 }
 
 /// Mounts and devices, in runc's order, before pivot_root: root propagation (rslave by
-/// default, or linux.rootfsPropagation), the rootfs bound onto itself, every spec mount, then
-/// /dev nodes, /dev/ptmx and the /dev symlinks (unless /dev is bind-mounted).
+/// default, or linux.rootfsPropagation except the unbindable ones, see pivot::prepare_root),
+/// the rootfs bound onto itself, every spec mount, then /dev nodes, /dev/ptmx and the /dev
+/// symlinks (unless /dev is bind-mounted). Without a mount namespace of its own only the
+/// rootfs' self-bind is made private and "/" is left alone.
 pub fn prepare_rootfs(cfg: &RootfsConfig) -> Result<(), RootfsError> {
-    if !cfg.has_namespace(LinuxNamespaceType::Mount) {
-        return Err(RootfsError::invalid(
-            "linux.namespaces",
-            "no mount namespace: myrt does not set up a rootfs in the host's mount namespace; add {\"type\": \"mount\"}",
-        ));
-    }
-    check_mount_label(cfg)?;
     let propagation = cfg.rootfs_propagation()?;
-    pivot::prepare_root(cfg.rootfs, propagation)?;
+    if cfg.own_mount_ns() {
+        pivot::prepare_root(cfg.rootfs, propagation)?;
+    } else {
+        // (create warns about it; here it would reach the container's stderr)
+        log::debug!(
+            "no mount namespace: mounting in the runtime's, under {}",
+            cfg.rootfs.display()
+        );
+        pivot::prepare_root_in_runtime_ns(cfg.rootfs)?;
+    }
     // Mount targets are /proc/self/fd/N paths: make sure /proc is the real thing.
     open_procfs().map_err(|e| RootfsError::path("/proc", e))?;
     // Opened after the self-bind, so paths through it land on the new mount.
@@ -120,41 +136,23 @@ pub fn prepare_rootfs(cfg: &RootfsConfig) -> Result<(), RootfsError> {
     for (index, m) in cfg.mounts().iter().enumerate() {
         mounter.mount_spec(index, m)?;
     }
+    // Which mount /proc is, for finalize_rootfs (CVE-2019-19921, CVE-2023-27561).
+    masked::record_proc_mount(cfg, &root)?;
     if cfg.needs_dev_setup() {
         devices::setup_dev(cfg, &root)?;
     }
     Ok(())
 }
 
-/// linux.mountLabel is an SELinux context: like runc, it means nothing where SELinux is off;
-/// where it is on, myrt cannot apply it yet and says so.
-fn check_mount_label(cfg: &RootfsConfig) -> Result<(), RootfsError> {
-    let label = cfg
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.mount_label().as_deref());
-    match label {
-        Some(l) if !l.is_empty() => {
-            if Path::new("/sys/fs/selinux/enforce").exists() {
-                return Err(RootfsError::invalid(
-                    "linux.mountLabel",
-                    "SELinux mount labels are not supported by myrt yet; remove mountLabel",
-                ));
-            }
-            log::debug!("linux.mountLabel {l:?} ignored: SELinux is not enabled on this host");
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Makes the rootfs the process' root: pivot_root(".", ".") and a lazy unmount of the old
-/// root (made rslave first), or with `no_pivot` MS_MOVE + chroot. Ends in "/". Then, as runc
-/// does, points stdio that was the host's /dev/null at the container's one and creates
-/// process.cwd.
+/// root (made rslave first), or with `no_pivot` MS_MOVE + chroot, or without a mount
+/// namespace of its own a chroot (whatever `no_pivot` says: both others would change the
+/// runtime's root). Ends in "/". Then, as runc does, points stdio that was the host's
+/// /dev/null at the container's one and creates process.cwd.
 pub fn enter_rootfs(cfg: &RootfsConfig) -> Result<(), RootfsError> {
-    if cfg.no_pivot {
+    if !cfg.own_mount_ns() {
+        pivot::chroot_root(cfg.rootfs)?;
+    } else if cfg.no_pivot {
         pivot::ms_move_root(cfg.rootfs)?;
     } else {
         pivot::pivot_root(cfg.rootfs)?;
@@ -174,7 +172,9 @@ pub fn enter_rootfs(cfg: &RootfsConfig) -> Result<(), RootfsError> {
 
 /// After pivot_root: read-only paths, masked paths (/dev/null checked to be char 1:3 first,
 /// CVE-2025-31133), read-only remounts of tmpfs and /dev mounts that asked for "ro", the
-/// read-only root and the final propagation of "/". (The umask is the process setup's job.)
+/// read-only root and linux.rootfsPropagation on "/". (The umask is the process setup's job.)
+/// "/" is the rootfs' mount here, also after the chroot of a container without a mount
+/// namespace (its self-bind), so nothing outside the rootfs changes.
 pub fn finalize_rootfs(cfg: &RootfsConfig) -> Result<(), RootfsError> {
     let root = RootDir::new(Path::new("/")).map_err(|e| RootfsError::path("root.path", e))?;
     let linux = cfg.spec.linux().as_ref();
@@ -185,6 +185,12 @@ pub fn finalize_rootfs(cfg: &RootfsConfig) -> Result<(), RootfsError> {
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or(&[]);
     let ro_mounts = mounts::readonly_remounts(cfg)?;
+    // /proc/... paths are resolved from one checked fd of the container's procfs.
+    let proc_root = if readonly.is_empty() && masked.is_empty() {
+        None
+    } else {
+        masked::open_proc_root(cfg, &root)?
+    };
     if !readonly.is_empty() || !masked.is_empty() || !ro_mounts.is_empty() {
         // These mounts go through /proc/self/fd: it must be the container's real procfs.
         open_procfs().map_err(|e| {
@@ -196,8 +202,8 @@ pub fn finalize_rootfs(cfg: &RootfsConfig) -> Result<(), RootfsError> {
             )
         })?;
     }
-    masked::readonly_paths(&root, readonly)?;
-    masked::mask_paths(&root, masked)?;
+    masked::readonly_paths(&root, proc_root.as_ref(), readonly)?;
+    masked::mask_paths(&root, proc_root.as_ref(), masked)?;
     for (field, dest, flags) in &ro_mounts {
         mounts::remount_readonly(&root, field, dest, *flags)?;
     }

@@ -89,17 +89,18 @@ impl Entry {
                 "mounting over the root of the rootfs is not supported",
             ));
         }
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(RootfsError::invalid(
-                at,
-                "uidMappings/gidMappings (id-mapped mounts) are not supported by myrt yet",
-            ));
-        }
         let mut opts = parse_mount_options(m.options().as_deref().unwrap_or(&[]))
             .map_err(|e| RootfsError::invalid(&at, e.to_string()))?;
         let typ = m.typ().clone().unwrap_or_default();
         if typ == "bind" {
             opts.flags |= libc::MS_BIND;
+        }
+        // uidMappings/gidMappings, "idmap", "ridmap": checked and completed (idmap.rs).
+        super::idmap::resolve(cfg, &at, m, &mut opts)?;
+        if !opts.is_bind() {
+            if let Some(context) = mount_label_data(cfg, &typ) {
+                opts.data.push(context);
+            }
         }
         if opts.is_bind() {
             if !opts.data.is_empty() {
@@ -420,8 +421,12 @@ impl<'a> Mounter<'a> {
     ) -> Result<OwnedFd, RootfsError> {
         let before = sys::mount_id(target.as_fd())
             .map_err(|err| RootfsError::sys(e.at(), "statx", &e.dest, err))?;
-        sys::mount_on_fd(source, target.as_fd(), fstype, flags, data)
-            .map_err(|err| e.mount_err(err))?;
+        match &e.opts.idmap {
+            // An id-mapped bind: the tree stage 1 prepared, attached in place of mount(2).
+            Some(_) if flags & libc::MS_REMOUNT == 0 => super::idmap::attach(e, target.as_fd())?,
+            _ => sys::mount_on_fd(source, target.as_fd(), fstype, flags, data)
+                .map_err(|err| e.mount_err(err))?,
+        }
         drop(target);
         let after = self
             .root
@@ -530,4 +535,14 @@ pub(super) fn remount_readonly(
         }
     }
     Err(RootfsError::sys(field, "remount read-only", dest, last))
+}
+
+/// linux.mountLabel as the `context=` data of a filesystem the runtime mounts, where SELinux is
+/// on (without it the label is ignored: crate::setup::lsm::check).
+fn mount_label_data(cfg: &RootfsConfig, typ: &str) -> Option<String> {
+    let label = cfg.spec.linux().as_ref()?.mount_label().as_deref()?;
+    let context = crate::setup::lsm::mount_label_option(typ, Some(label))?;
+    crate::setup::lsm::HostLsm::detect()
+        .selinux
+        .then_some(context)
 }

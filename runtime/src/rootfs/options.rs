@@ -1,8 +1,10 @@
 //! Mount options of the OCI spec turned into mount(2) flags, data, propagation changes and
-//! mount_setattr(2) attributes, with the same table runc uses (libcontainer/specconv).
+//! mount_setattr(2) attributes, with the same table runc uses (libcontainer/specconv), plus
+//! the "idmap"/"ridmap" request (carried out by `idmap.rs`).
 
 use libc::c_ulong;
 
+use super::idmap::Idmap;
 use super::sys::MountAttr;
 
 /// One spec mount's options, parsed.
@@ -20,6 +22,8 @@ pub struct MountOptions {
     pub data: Vec<String>,
     /// "tmpcopyup": copy the directory's old content into the new tmpfs.
     pub tmpcopyup: bool,
+    /// "idmap" or "ridmap" (the mapping itself is added when the spec mount is read).
+    pub idmap: Option<Idmap>,
 }
 
 impl MountOptions {
@@ -39,8 +43,8 @@ impl MountOptions {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionError {
-    #[error("option {0:?}: id-mapped mounts are not supported by myrt yet; remove the option")]
-    IdMapUnsupported(String),
+    #[error("options \"idmap\" and \"ridmap\" exclude each other: keep one")]
+    IdmapTwice,
 }
 
 /// (name, clears?, MS_* flag), as runc's mountFlags table.
@@ -145,7 +149,15 @@ pub fn parse_mount_options(options: &[String]) -> Result<MountOptions, OptionErr
         } else if o == "tmpcopyup" {
             out.tmpcopyup = true;
         } else if o == "idmap" || o == "ridmap" {
-            return Err(OptionError::IdMapUnsupported(o.to_string()));
+            let recursive = o == "ridmap";
+            if out.idmap.as_ref().is_some_and(|i| i.recursive != recursive) {
+                return Err(OptionError::IdmapTwice);
+            }
+            out.idmap = Some(Idmap {
+                recursive,
+                option: if recursive { "ridmap" } else { "idmap" },
+                source: None,
+            });
         } else {
             out.data.push(o.to_string());
         }
@@ -236,12 +248,16 @@ mod tests {
     }
 
     #[test]
-    fn idmap_is_refused() {
-        for opt in ["idmap", "ridmap"] {
-            let err = parse_mount_options(&[opt.to_string()]).unwrap_err();
-            assert_eq!(err, OptionError::IdMapUnsupported(opt.to_string()));
-            assert!(err.to_string().contains("not supported"));
-        }
+    fn idmap_options_are_not_data() {
+        let o = parse(&["rbind", "ridmap"]);
+        let idmap = o.idmap.expect("ridmap parsed");
+        assert!(idmap.recursive);
+        assert_eq!(idmap.option, "ridmap");
+        assert!(o.data.is_empty());
+        let o = parse(&["bind", "idmap", "idmap"]);
+        assert!(!o.idmap.expect("idmap parsed").recursive);
+        let err = parse_mount_options(&["idmap".to_string(), "ridmap".to_string()]).unwrap_err();
+        assert_eq!(err, OptionError::IdmapTwice);
     }
 
     #[test]

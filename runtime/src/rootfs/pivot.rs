@@ -15,14 +15,26 @@ fn io_errno(err: &std::io::Error) -> Errno {
     Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// Sets the propagation of "/" (rslave by default so nothing we mount reaches the host),
-/// makes the rootfs' parent mount private if it is shared (pivot_root refuses a shared parent
-/// and the self-bind would propagate), then binds the rootfs onto itself so it is a mount.
+/// In the container's own mount namespace, before the spec's mounts: the propagation of "/"
+/// (rslave by default so nothing we mount reaches the host, or linux.rootfsPropagation, which
+/// finalize_rootfs applies again to the new "/"); the mount holding the rootfs made private if
+/// it is shared (pivot_root refuses a shared parent and the self-bind would propagate); then
+/// the rootfs bound onto itself so it is a mount.
+///
+/// (r)unbindable is the exception: here it would make the mount holding the rootfs unbindable,
+/// so the self-bind of a rootfs that is not a mount point failed with EINVAL ("runbindable"
+/// also every bind source of the host). Setup then runs with the default rslave and only
+/// finalize_rootfs makes the new "/" unbindable. The other values keep runc's order: "rshared"
+/// must hold from the start so that bind mounts with "rshared" stay peers of their host source
+/// (Kubernetes' bidirectional mount propagation).
 pub(super) fn prepare_root(
     rootfs: &Path,
     propagation: Option<libc::c_ulong>,
 ) -> Result<(), RootfsError> {
-    let flag = propagation.unwrap_or(libc::MS_SLAVE | libc::MS_REC);
+    let flag = match propagation {
+        Some(f) if f & libc::MS_UNBINDABLE == 0 => f,
+        _ => libc::MS_SLAVE | libc::MS_REC,
+    };
     sys::mount(None, Path::new("/"), None, flag, None)
         .map_err(|e| RootfsError::sys("linux.rootfsPropagation", "set propagation of", "/", e))?;
     let infos = mountinfo::read_self()
@@ -34,6 +46,21 @@ pub(super) fn prepare_root(
             })?;
         }
     }
+    bind_onto_itself(rootfs)
+}
+
+/// Without a mount namespace of its own, in the runtime's: only the rootfs bound onto itself
+/// and that new mount (with the copies of mounts under it) made private, so the container's
+/// mounts stay out of other namespaces. The propagation of "/" and of every other mount is left
+/// as it is. (If the rootfs' parent mount is shared, the bind itself still reaches its peers,
+/// as with runc and crun.)
+pub(super) fn prepare_root_in_runtime_ns(rootfs: &Path) -> Result<(), RootfsError> {
+    bind_onto_itself(rootfs)?;
+    sys::mount(None, rootfs, None, libc::MS_PRIVATE | libc::MS_REC, None)
+        .map_err(|e| RootfsError::sys("root.path", "make private", rootfs, e))
+}
+
+fn bind_onto_itself(rootfs: &Path) -> Result<(), RootfsError> {
     sys::mount(
         Some(rootfs),
         rootfs,
@@ -107,6 +134,15 @@ pub(super) fn ms_move_root(rootfs: &Path) -> Result<(), RootfsError> {
     }
     sys::mount(Some(rootfs), Path::new("/"), None, libc::MS_MOVE, None)
         .map_err(|e| RootfsError::sys("root.path", "move mount onto /", rootfs, e))?;
+    unistd::chroot(".").map_err(|e| RootfsError::sys("root.path", "chroot", rootfs, e))?;
+    unistd::chdir("/").map_err(|e| RootfsError::sys("root.path", "chdir", "/", e))
+}
+
+/// Without a mount namespace: chroot into the rootfs (its self-bind), as runc and crun do;
+/// pivot_root or MS_MOVE would change the runtime's own root.
+pub(super) fn chroot_root(rootfs: &Path) -> Result<(), RootfsError> {
+    let new_root = open_dir(rootfs)?;
+    unistd::fchdir(&new_root).map_err(|e| RootfsError::sys("root.path", "chdir", rootfs, e))?;
     unistd::chroot(".").map_err(|e| RootfsError::sys("root.path", "chroot", rootfs, e))?;
     unistd::chdir("/").map_err(|e| RootfsError::sys("root.path", "chdir", "/", e))
 }

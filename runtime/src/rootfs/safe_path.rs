@@ -98,6 +98,20 @@ fn default_resolver() -> Resolver {
     }
 }
 
+/// True when paths are resolved with the component walk (forced by `MYRT_NO_OPENAT2` or
+/// [`force_walk_resolver`], or openat2 answered ENOSYS): other openat2 users (the sysctl
+/// writer) follow suit.
+pub fn walk_is_forced() -> bool {
+    default_resolver() == Resolver::Walk
+}
+
+/// The environment a re-exec'd copy of this binary (the container's init) needs to resolve
+/// paths the way this process does: `MYRT_NO_OPENAT2=1` when the walk is forced. The spawner
+/// clears the environment, so it must add this back.
+pub fn resolver_env() -> Option<(&'static str, &'static str)> {
+    walk_is_forced().then_some((NO_OPENAT2_ENV, "1"))
+}
+
 /// Forces (or stops forcing) the component walk for every `RootDir` created afterwards in this
 /// process. For tests; the `MYRT_NO_OPENAT2` environment variable does the same at start-up.
 pub fn force_walk_resolver(on: bool) {
@@ -143,6 +157,34 @@ impl RootDir {
         })
     }
 
+    /// Uses `fd`, a directory already opened and checked by the caller (e.g. the container's
+    /// /proc opened through another `RootDir`), as a root. `path` names it in messages.
+    /// Lookups through it stay below it, like those of [`RootDir::new`].
+    pub fn from_fd(fd: OwnedFd, path: &Path) -> Result<RootDir> {
+        Self::from_fd_with_resolver(fd, path, default_resolver())
+    }
+
+    /// [`RootDir::from_fd`] resolving with `resolver`.
+    pub fn from_fd_with_resolver(fd: OwnedFd, path: &Path, resolver: Resolver) -> Result<RootDir> {
+        let err = |op, errno: Errno| SafePathError::Sys {
+            op,
+            path: path.to_path_buf(),
+            root: path.to_path_buf(),
+            errno: errno.into(),
+        };
+        let st = stat::fstat(&fd).map_err(|e| err("stat root", e))?;
+        if !is_dir(&st) {
+            return Err(err("open root", Errno::ENOTDIR));
+        }
+        let real = fd_real_path(fd.as_fd()).unwrap_or_else(|_| path.to_path_buf());
+        Ok(RootDir {
+            fd,
+            path: path.to_path_buf(),
+            real,
+            resolver,
+        })
+    }
+
     /// The path this root was opened at.
     pub fn path(&self) -> &Path {
         &self.path
@@ -158,6 +200,17 @@ impl RootDir {
             path: path.to_path_buf(),
             root: self.path.clone(),
             errno: errno.into(),
+        }
+    }
+
+    fn walk_err(&self, op: &'static str, path: &Path, e: WalkErr) -> SafePathError {
+        match e {
+            WalkErr::Sys(errno) => self.sys_err(op, path, errno),
+            WalkErr::MagicLink => self.unsafe_err(
+                path,
+                "a /proc magic link (fd/N, exe, cwd, root) is on the path: refusing to follow \
+                 it, it could lead out of the root (CVE-2024-21626)",
+            ),
         }
     }
 
@@ -190,7 +243,7 @@ impl RootDir {
             }
         }
         self.open_walk(&rel, flags)
-            .map_err(|e| self.sys_err("open", path, e))
+            .map_err(|e| self.walk_err("open", path, e))
     }
 
     fn openat2(&self, rel: &Path, flags: OFlag) -> std::result::Result<OwnedFd, Errno> {
@@ -212,16 +265,16 @@ impl RootDir {
         Err(last)
     }
 
-    fn open_walk(&self, rel: &Path, flags: OFlag) -> std::result::Result<OwnedFd, Errno> {
+    fn open_walk(&self, rel: &Path, flags: OFlag) -> std::result::Result<OwnedFd, WalkErr> {
         let follow_last = !flags.contains(OFlag::O_NOFOLLOW);
         let walked = self.walk(rel, None, follow_last)?;
         let want_path_only = flags.contains(OFlag::O_PATH);
         if flags.contains(OFlag::O_DIRECTORY) && !is_dir(&walked.stat) {
-            return Err(Errno::ENOTDIR);
+            return Err(Errno::ENOTDIR.into());
         }
         if is_symlink(&walked.stat) && !want_path_only {
             // What openat2 and open(2) return for O_NOFOLLOW on a symlink.
-            return Err(Errno::ELOOP);
+            return Err(Errno::ELOOP.into());
         }
         if want_path_only {
             return Ok(walked.fd);
@@ -239,7 +292,7 @@ impl RootDir {
         };
         let st = stat::fstat(&fd)?;
         if st.st_dev != walked.stat.st_dev || st.st_ino != walked.stat.st_ino {
-            return Err(Errno::EXDEV);
+            return Err(Errno::EXDEV.into());
         }
         Ok(fd)
     }
@@ -251,7 +304,7 @@ impl RootDir {
         rel: &Path,
         create: Option<Mode>,
         follow_last: bool,
-    ) -> std::result::Result<Walked, Errno> {
+    ) -> std::result::Result<Walked, WalkErr> {
         let mut stack: Vec<OwnedFd> = vec![self.fd.try_clone().map_err(io_errno)?];
         let mut rest: VecDeque<OsString> = components(rel);
         let mut links = 0usize;
@@ -277,7 +330,7 @@ impl RootDir {
                 (Err(Errno::ENOENT), Some(mode)) => {
                     match stat::mkdirat(cur, name.as_os_str(), mode) {
                         Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(e.into()),
                     }
                     fcntl::openat(
                         cur,
@@ -286,16 +339,18 @@ impl RootDir {
                         Mode::empty(),
                     )?
                 }
-                (Err(e), _) => return Err(e),
+                (Err(e), _) => return Err(e.into()),
             };
             let st = stat::fstat(&fd)?;
             if is_symlink(&st) && (!is_last || follow_last) {
                 links += 1;
                 if links > MAX_SYMLINKS {
-                    return Err(Errno::ELOOP);
+                    return Err(Errno::ELOOP.into());
                 }
-                let target = fcntl::readlinkat(&fd, "")?;
-                let target = PathBuf::from(target);
+                let target = PathBuf::from(fcntl::readlinkat(&fd, "")?);
+                if is_magic_link(fd.as_fd(), &target)? {
+                    return Err(WalkErr::MagicLink);
+                }
                 if target.is_absolute() {
                     stack.truncate(1);
                 }
@@ -306,7 +361,7 @@ impl RootDir {
                 continue;
             }
             if !is_last && !is_dir(&st) {
-                return Err(Errno::ENOTDIR);
+                return Err(Errno::ENOTDIR.into());
             }
             stack.push(fd);
             last = Some((name, st));
@@ -341,7 +396,7 @@ impl RootDir {
         let rel = relative(path);
         let walked = self
             .walk(&rel, Some(Mode::from_bits_truncate(mode)), true)
-            .map_err(|e| self.sys_err("mkdir", path, e))?;
+            .map_err(|e| self.walk_err("mkdir", path, e))?;
         if !is_dir(&walked.stat) {
             return Err(self.sys_err("mkdir", path, Errno::ENOTDIR));
         }
@@ -428,6 +483,33 @@ impl AsFd for RootDir {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// Why a walk stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WalkErr {
+    Sys(Errno),
+    /// A /proc magic link (fd/N, exe, cwd, root, ns/...) was on the path: what openat2's
+    /// RESOLVE_NO_MAGICLINKS refuses.
+    MagicLink,
+}
+
+impl From<Errno> for WalkErr {
+    fn from(e: Errno) -> Self {
+        WalkErr::Sys(e)
+    }
+}
+
+/// A symlink on procfs whose target is absolute or names an object ("socket:[123]",
+/// "net:[4026531840]") is a magic link: the kernel jumps to the object, not to the text, so
+/// following the text would be wrong, and following the object could leave the root
+/// (CVE-2024-21626: cwd = /proc/self/fd/N). The plain procfs links (self, thread-self,
+/// mounts, net) have relative, colon-free targets.
+fn is_magic_link(link: BorrowedFd<'_>, target: &Path) -> std::result::Result<bool, Errno> {
+    if sys::fs_type(link)? != sys::PROC_SUPER_MAGIC {
+        return Ok(false);
+    }
+    Ok(target.is_absolute() || target.as_os_str().as_bytes().contains(&b':'))
 }
 
 struct Walked {

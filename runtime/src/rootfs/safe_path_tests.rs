@@ -207,3 +207,99 @@ fn clean_path_is_lexical_and_absolute() {
         assert_eq!(clean_path(Path::new(input)), Path::new(want), "{input:?}");
     }
 }
+
+/// CVE-2024-21626: the walk refuses /proc magic links (an fd, cwd or root link) the way
+/// openat2's RESOLVE_NO_MAGICLINKS does, and still follows the plain ones (self, mounts).
+#[test]
+fn walk_refuses_proc_magic_links() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leaked = std::fs::File::open(dir.path()).expect("open a directory fd");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&leaked);
+    let root = RootDir::with_resolver(Path::new("/"), Resolver::Walk).expect("root");
+    for p in [
+        format!("/proc/self/fd/{fd}"),
+        format!("/proc/self/fd/{fd}/x"),
+        "/proc/self/cwd".to_string(),
+        "/proc/self/root/etc".to_string(),
+        "/proc/self/ns/net".to_string(),
+    ] {
+        let err = root
+            .open(Path::new(&p), OFlag::O_PATH)
+            .expect_err("a magic link must be refused");
+        assert!(err.to_string().contains("magic link"), "{p}: {err}");
+        let err = root
+            .mkdir_all(&Path::new(&p).join("made"), 0o755)
+            .expect_err("mkdir through a magic link must be refused");
+        assert!(err.to_string().contains("CVE-2024-21626"), "{p}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).expect("read").count(), 0);
+    let fd = open(&root, "/proc/self/status", OFlag::O_RDONLY).expect("plain /proc/self");
+    assert!(read(fd).contains("Pid:"));
+    open(&root, "/proc/mounts", OFlag::O_RDONLY).expect("plain /proc/mounts link");
+}
+
+/// A root made from an fd opened through another root (as the container's /proc is) keeps
+/// every lookup below that fd: `..` and absolute symlinks stop at it, with both resolvers.
+#[test]
+fn from_fd_keeps_lookups_below_the_fd() {
+    let (_tmp, path) = tree();
+    for r in RESOLVERS {
+        let outer = RootDir::with_resolver(&path, r).expect("root");
+        let fd = open(
+            &outer,
+            "/sub",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+        )
+        .expect("open sub");
+        let sub = RootDir::from_fd_with_resolver(fd, Path::new("/sub"), r).expect("from_fd");
+        assert_eq!(sub.path(), Path::new("/sub"));
+        for p in [
+            "/etc/passwd",
+            "../etc/passwd",
+            "../../../etc/passwd",
+            "abs",
+            "up",
+        ] {
+            let fd = open(&sub, p, OFlag::O_RDONLY).expect(p);
+            // sub/etc/passwd says "wrong" to the outer root; here it is the only one in reach.
+            assert_eq!(read(fd), "wrong", "{r:?} {p}: left the fd");
+        }
+        let fd = open(&sub, "/etc", OFlag::O_PATH).expect("open etc");
+        assert_eq!(
+            sub.in_root_path(fd.as_fd()).expect("in root"),
+            Path::new("/etc")
+        );
+        // The outer root's links lead nowhere from here.
+        let err = open(&sub, "/link/passwd", OFlag::O_RDONLY).expect_err("no link in sub");
+        assert!(err.is_not_found(), "{r:?}: {err}");
+    }
+}
+
+/// The way masked.rs uses it: a root at a procfs fd follows procfs' own links (self, mounts)
+/// and refuses magic links and anything above /proc.
+#[test]
+fn from_fd_on_procfs() {
+    for r in RESOLVERS {
+        let proc = RootDir::from_fd_with_resolver(
+            open_procfs().expect("host /proc"),
+            Path::new("/proc"),
+            r,
+        )
+        .expect("from_fd");
+        let fd = open(&proc, "/self/status", OFlag::O_RDONLY).expect("self/status");
+        assert!(read(fd).contains("Pid:"), "{r:?}");
+        open(&proc, "mounts", OFlag::O_RDONLY).expect("mounts link");
+        let err = open(&proc, "../etc/passwd", OFlag::O_RDONLY).expect_err("above /proc");
+        assert!(err.is_not_found(), "{r:?}: {err}");
+        open(&proc, "/self/root/etc/passwd", OFlag::O_RDONLY)
+            .expect_err("magic link to the host's root");
+    }
+}
+
+#[test]
+fn from_fd_refuses_a_file() {
+    let (_tmp, path) = tree();
+    let file = std::fs::File::open(path.join("etc/passwd")).expect("open");
+    let err = RootDir::from_fd(file.into(), Path::new("/etc/passwd")).expect_err("a file");
+    assert_eq!(err.errno(), Some(Errno::ENOTDIR), "{err}");
+}

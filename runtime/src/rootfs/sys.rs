@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::fmt;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -82,26 +82,59 @@ impl MountAttr {
 /// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr): changes the mount `fd` is on and
 /// every mount below it.
 pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, attr: MountAttr) -> Result<(), Errno> {
+    mount_setattr(fd, attr, true, None)
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], attr): changes the mount `fd` is on
+/// (and every mount below it when `recursive`); `userns` goes with MOUNT_ATTR_IDMAP.
+pub fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    attr: MountAttr,
+    recursive: bool,
+    userns: Option<BorrowedFd<'_>>,
+) -> Result<(), Errno> {
     let mut raw = libc::mount_attr {
         attr_set: attr.set,
         attr_clr: attr.clear,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     let empty = CString::default();
     // SAFETY: `empty` is a valid NUL-terminated string, `raw` a valid mount_attr whose size we
-    // pass; the kernel only reads both. The fd is borrowed, so it stays open for the call.
+    // pass; the kernel only reads both. The fds are borrowed, so they stay open for the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             empty.as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            flags,
             &mut raw as *mut libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
     };
     Errno::result(ret).map(drop)
+}
+
+/// open_tree(dirfd or AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | `extra`): a
+/// detached copy of the mount at `path` (AT_RECURSIVE in `extra`: with the mounts below it;
+/// AT_EMPTY_PATH with an empty `path`: of `dirfd` itself).
+pub fn open_tree_clone(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    extra: libc::c_uint,
+) -> Result<OwnedFd, Errno> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | extra;
+    let dirfd = dirfd.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `c` is a valid C string for the call; the kernel returns a new fd we then own.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, c.as_ptr(), flags) };
+    let fd = Errno::result(fd)?;
+    // SAFETY: open_tree succeeded, so `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The id of the mount `fd` is on (statx STATX_MNT_ID, Linux 5.8+); `None` if the kernel does

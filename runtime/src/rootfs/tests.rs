@@ -639,7 +639,7 @@ fn spec_mount_entries_are_checked() {
         ),
         (
             json!({"destination": "/x", "source": "/s", "options": ["bind", "idmap"]}),
-            "id-mapped mounts are not supported",
+            "takes the container's user namespace mapping",
         ),
         (
             json!({"destination": "/x", "source": "/s"}),
@@ -663,19 +663,4 @@ fn dev_setup_is_skipped_only_for_a_dev_bind() {
         false,
     );
     assert!(!config(&s, Path::new("/r"), Path::new("/b")).needs_dev_setup());
-}
-
-#[test]
-fn prepare_refuses_a_spec_without_a_mount_namespace() {
-    let mut s = spec(vec![], json!({}), false);
-    if let Some(l) = s.linux_mut() {
-        l.set_namespaces(Some(vec![]));
-    }
-    let err = prepare_rootfs(&config(&s, Path::new("/nonexistent"), Path::new("/b")))
-        .expect_err("no mount ns");
-    assert!(
-        err.to_string()
-            .starts_with("linux.namespaces: no mount namespace"),
-        "{err}"
-    );
 }

@@ -146,6 +146,49 @@ pub fn check_names(raw: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
+/// Real syscalls newer than libseccomp 2.5.4's table (Linux 6.6 and later): unknown to it on
+/// every architecture, yet a current default profile may list them, so they are skipped with a
+/// warning (as runc does) instead of being refused like a misspelt name.
+const NEWER_THAN_LIBSECCOMP: &[&str] = &[
+    "file_getattr",
+    "file_setattr",
+    "getxattrat",
+    "listmount",
+    "listxattrat",
+    "lsm_get_self_attr",
+    "lsm_list_modules",
+    "lsm_set_self_attr",
+    "mseal",
+    "open_tree_attr",
+    "removexattrat",
+    "setxattrat",
+    "statmount",
+    "uretprobe",
+];
+
+/// Refuses a syscall name that libseccomp knows on none of `archs`, the profile's
+/// architectures: a misspelt name would otherwise leave a deny rule silently out. A name known
+/// on another listed architecture only, or a real syscall newer than libseccomp
+/// ([`NEWER_THAN_LIBSECCOMP`]), is left for [`build`] to skip with a warning, as runc does.
+fn check_syscall_name(name: &str, archs: &[ScmpArch], field: &str) -> Result<()> {
+    if NEWER_THAN_LIBSECCOMP.contains(&name)
+        || archs
+            .iter()
+            .any(|a| ScmpSyscall::from_name_by_arch(name, *a).is_ok())
+    {
+        return Ok(());
+    }
+    let v = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "?".into());
+    Err(invalid(
+        field,
+        format!(
+            "unknown syscall on every architecture of the profile (libseccomp {v}): check the spelling"
+        ),
+    ))
+}
+
 /// The action libseccomp takes for an OCI action; `errno_ret` is used by ERRNO and TRACE.
 fn action(a: LinuxSeccompAction, errno_ret: Option<u32>, field: &str) -> Result<ScmpAction> {
     let ret = || -> Result<u16> {
@@ -269,6 +312,16 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<Filter> {
         .map_err(lib(field))?;
     }
 
+    // The architectures a name may belong to: the listed ones, else the native one.
+    let mut archs: Vec<ScmpArch> = seccomp
+        .architectures()
+        .iter()
+        .flatten()
+        .map(|a| arch(*a))
+        .collect();
+    if archs.is_empty() {
+        archs.push(ScmpArch::Native);
+    }
     let mut notify = false;
     for (i, call) in seccomp.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
@@ -307,8 +360,8 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<Filter> {
                 }
                 notify = true;
             }
-            // Like runc: profiles list syscalls of newer kernels and other architectures, so a
-            // name libseccomp does not know here is skipped with a warning, not an error.
+            check_syscall_name(name, &archs, &nfield)?;
+            // A name of another listed architecture only (or a newer kernel): skipped, as runc.
             let Ok(sys) = ScmpSyscall::from_name(name) else {
                 log::warn!("{nfield}: unknown syscall on this architecture, ignored");
                 continue;

@@ -29,6 +29,40 @@ pub fn parse_capability(name: &str) -> Result<Capability, SetupError> {
     })
 }
 
+/// Names the first unknown capability of a raw `process` object (`field` is its name in
+/// messages, e.g. "process"), for a config the typed spec could not read: serde would only say
+/// "no variant", without the set or the index.
+pub fn check_capability_names(
+    process: Option<&serde_json::Value>,
+    field: &str,
+) -> Result<(), SetupError> {
+    let Some(caps) = process.and_then(|p| p.get("capabilities")) else {
+        return Ok(());
+    };
+    for set in [
+        "bounding",
+        "effective",
+        "inheritable",
+        "permitted",
+        "ambient",
+    ] {
+        let list = caps.get(set).and_then(|l| l.as_array());
+        for (i, v) in list.into_iter().flatten().enumerate() {
+            if v.as_str().is_some_and(|n| parse_capability(n).is_ok()) {
+                continue;
+            }
+            return Err(SetupError::Field {
+                field: format!("{field}.capabilities.{set}[{i}]"),
+                value: v.to_string(),
+                reason: "unknown capability: use a Linux capability name like CAP_CHOWN \
+                         (`myrt features` lists them)"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The capabilities for a spec without `process.capabilities`: every set empty, as in runc.
 /// (`LinuxCapabilities::default()` is oci-spec's default set of three, not this.)
 pub fn no_capabilities() -> LinuxCapabilities {
@@ -370,6 +404,29 @@ mod tests {
         );
         assert_eq!(names(0b10_0001), "CAP_CHOWN, CAP_KILL");
         assert_eq!(names(1 << 63), "capability 63");
+    }
+
+    #[test]
+    fn unknown_capability_in_raw_json_is_named_with_its_set_and_index() {
+        let raw = serde_json::json!({"capabilities": {
+            "bounding": ["CAP_CHOWN", "CAP_NOPE"], "effective": ["CAP_CHOWN"]}});
+        let e = check_capability_names(Some(&raw), "process")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(r#"process.capabilities.bounding[1] "CAP_NOPE": unknown capability"#),
+            "{e}"
+        );
+        let e = check_capability_names(
+            Some(&serde_json::json!({"capabilities": {"ambient": [7]}})),
+            "process",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("process.capabilities.ambient[0] 7: "), "{e}");
+        let ok = serde_json::json!({"capabilities": {"bounding": ["CAP_CHOWN", "CAP_BPF"]}});
+        check_capability_names(Some(&ok), "process").unwrap();
+        check_capability_names(None, "process").unwrap();
     }
 
     #[test]

@@ -25,6 +25,10 @@
 //!     after step 4 without `noNewPrivileges` (loading then needs CAP_SYS_ADMIN), else last,
 //!     after step 11's lookup, as runc does.
 //!
+//! [`set_memory_policy`] (linux.memoryPolicy) goes with step 2, in init and exec alike, before
+//! any seccomp filter. [`move_net_devices`] (linux.netDevices) is the runtime's own step, done
+//! by the parent once the init's network namespace exists.
+//!
 //! Elsewhere: [`write_time_offsets`] in stage 1, between unshare and fork; [`set_personality`]
 //! in the init after the rootfs is final; in exec'd processes `execCPUAffinity.initial`
 //! ([`set_cpu_affinity`]) first and `.final` right before the no_new_privs seccomp filter.
@@ -33,6 +37,9 @@ mod capabilities;
 mod cwd;
 mod exec;
 mod fds;
+pub mod lsm;
+mod mempolicy;
+mod netdev;
 mod no_new_privs;
 mod oom;
 mod personality;
@@ -47,16 +54,22 @@ mod uts;
 pub(crate) mod testutil;
 
 pub use capabilities::{
-    apply_capabilities, capability_index, capability_name, drop_bounding, last_cap,
-    no_capabilities, parse_capability,
+    apply_capabilities, capability_index, capability_name, check_capability_names, drop_bounding,
+    last_cap, no_capabilities, parse_capability,
 };
 pub use cwd::{change_dir, change_dir_early};
 pub use exec::{exec, find_executable};
 pub use fds::cloexec_from;
+pub use mempolicy::{
+    check_memory_policy, set_memory_policy, MEMORY_POLICY_FLAGS, MEMORY_POLICY_MODES,
+};
+pub use netdev::{check_net_devices, move_net_devices};
 pub use no_new_privs::set_no_new_privileges;
 pub use oom::set_oom_score_adj;
 pub use personality::{check_personality, set_personality};
-pub use rlimits::{apply_rlimits, apply_rlimits_to, parse_rlimit_type, rlimit_name};
+pub use rlimits::{
+    apply_rlimits, apply_rlimits_to, check_rlimit_names, parse_rlimit_type, rlimit_name,
+};
 pub use sched::{
     check_io_priority, check_scheduler, parse_cpu_list, set_cpu_affinity, set_io_priority,
     set_scheduler,

@@ -15,6 +15,29 @@ pub fn parse_rlimit_type(name: &str) -> Result<PosixRlimitType, SetupError> {
     })
 }
 
+/// Names the first unknown `type` of a raw `process.rlimits` (`field` is the process object's
+/// name in messages), for a config the typed spec could not read.
+pub fn check_rlimit_names(
+    process: Option<&serde_json::Value>,
+    field: &str,
+) -> Result<(), SetupError> {
+    let list = process
+        .and_then(|p| p.get("rlimits"))
+        .and_then(|l| l.as_array());
+    for (i, r) in list.into_iter().flatten().enumerate() {
+        let typ = r.get("type").unwrap_or(&serde_json::Value::Null);
+        if typ.as_str().is_some_and(|n| parse_rlimit_type(n).is_ok()) {
+            continue;
+        }
+        return Err(SetupError::Field {
+            field: format!("{field}.rlimits[{i}].type"),
+            value: typ.to_string(),
+            reason: "unknown rlimit type: use a name like RLIMIT_NOFILE (getrlimit(2))".into(),
+        });
+    }
+    Ok(())
+}
+
 /// The spec's (and the kernel's) name of a limit: "RLIMIT_NOFILE".
 pub fn rlimit_name(typ: PosixRlimitType) -> String {
     typ.to_string()
@@ -116,6 +139,22 @@ mod tests {
             err,
             "unknown rlimit type \"RLIMIT_FOO\" in process.rlimits: use a name like RLIMIT_NOFILE"
         );
+    }
+
+    #[test]
+    fn unknown_type_in_raw_json_is_named_with_its_index() {
+        let raw = serde_json::json!({"rlimits": [
+            {"type": "RLIMIT_NOFILE", "hard": 1, "soft": 1},
+            {"type": "RLIMIT_NOPE", "hard": 1, "soft": 1}]});
+        let e = check_rlimit_names(Some(&raw), "process")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(r#"process.rlimits[1].type "RLIMIT_NOPE": unknown rlimit type"#),
+            "{e}"
+        );
+        let ok = serde_json::json!({"rlimits": [{"type": "RLIMIT_CORE", "hard": 0, "soft": 0}]});
+        check_rlimit_names(Some(&ok), "process").unwrap();
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +17,8 @@ use nix::sys::stat::Mode;
 
 use super::{errno_text, SetupError};
 use crate::namespaces::{Kind, Namespaces};
-use crate::rootfs::safe_path::{check_procfs, open_procfs};
+use crate::rootfs::safe_path::{check_procfs, open_procfs, walk_is_forced};
+use crate::rootfs::sys;
 
 fn refuse(key: &str, reason: impl Into<String>) -> SetupError {
     SetupError::Sysctl {
@@ -119,7 +120,8 @@ pub fn check_sysctl(key: &str, ns: &Namespaces) -> Result<(), SetupError> {
 
 /// Opens `/proc/sys/<rel>` for writing so that nothing in the container's rootfs can redirect
 /// the write (CVE-2019-16884, CVE-2019-19921): `/proc` must be procfs, the lookup refuses
-/// symlinks, `..` and mount crossings, and the file itself is checked to be on procfs.
+/// symlinks, `..` and mount crossings (CVE-2025-52881: a file mounted over the knob, even
+/// another procfs file, gives EXDEV), and the file itself is checked to be on procfs.
 /// `walk` skips openat2 (as a kernel without it does) so tests reach the fallback.
 fn open_sysctl(procfs: &OwnedFd, rel: &Path, walk: bool) -> Result<OwnedFd, Errno> {
     let full = Path::new("sys").join(rel);
@@ -139,7 +141,9 @@ fn open_sysctl(procfs: &OwnedFd, rel: &Path, walk: bool) -> Result<OwnedFd, Errn
         Err(Errno::ENOSYS) => {}
         other => return other,
     }
-    // No openat2: one component at a time, never following a symlink.
+    // No openat2: one component at a time, never following a symlink, and every component
+    // on the procfs mount itself (RESOLVE_NO_XDEV by hand).
+    let base = same_mount_key(procfs.as_fd())?;
     let mut dir: Option<OwnedFd> = None;
     let comps: Vec<_> = full.components().collect();
     for (i, c) in comps.iter().enumerate() {
@@ -151,9 +155,24 @@ fn open_sysctl(procfs: &OwnedFd, rel: &Path, walk: bool) -> Result<OwnedFd, Errn
         };
         let at = dir.as_ref().unwrap_or(procfs);
         let next = fcntl::openat(at.as_fd(), c.as_os_str(), f, Mode::empty())?;
+        if same_mount_key(next.as_fd())? != base {
+            return Err(Errno::EXDEV);
+        }
         dir = Some(next);
     }
     dir.ok_or(Errno::ENOENT)
+}
+
+/// What tells mounts apart: the mount id where statx has it, else the device (a mount of
+/// another filesystem, or of another procfs instance, has another one).
+fn same_mount_key(fd: BorrowedFd<'_>) -> Result<(Option<u64>, u64), Errno> {
+    let id = sys::mount_id(fd)?;
+    let dev = if id.is_none() {
+        nix::sys::stat::fstat(fd)?.st_dev
+    } else {
+        0
+    };
+    Ok((id, dev))
 }
 
 /// Writes every `linux.sysctl` entry through the container's `/proc` (call after pivot_root).
@@ -176,11 +195,12 @@ pub fn write_sysctls(sysctl: &HashMap<String, String>) -> Result<(), SetupError>
             reason,
         };
         let rel = sysctl_path(key)?;
-        let fd = open_sysctl(&procfs, &rel, false).map_err(|e| {
+        let fd = open_sysctl(&procfs, &rel, walk_is_forced()).map_err(|e| {
             let why = match e {
                 Errno::ENOENT => "this kernel has no such sysctl".to_string(),
                 Errno::ELOOP | Errno::EXDEV => {
-                    "something in the container's /proc redirects it (CVE-2019-19921)".into()
+                    "something in the container's /proc redirects it (CVE-2019-19921, CVE-2025-52881)"
+                        .into()
                 }
                 e => errno_text(e),
             };
