@@ -32,6 +32,7 @@ packages=(
     jq hyperfine                                        # scripts, benchmarks
     util-linux bsdutils iproute2 procps                 # unshare, script, ip, ps
     python3                                             # scripts/build-image.py
+    containernetworking-plugins                         # CNI for the CRI tests (bridge, host-local)
     apparmor                                            # apparmor_parser for the v2 guest's LSM test
 )
 

@@ -17,7 +17,8 @@
 # if no test ran, or (with --vm) 125 when the VM itself did not run.
 #
 # Environment: MYRT_IMAGE_DIR (busybox image; built with scripts/build-image.sh when missing),
-# VM_TIMEOUT (--vm only; default 1800 s), VM_MEM (default 3072 MiB here).
+# VM_TIMEOUT (--vm only; default 1800 s), VM_MEM (default 3072 MiB here), VM_TESTS_ONLY (--vm
+# only: space-separated target names of PLAN to run, e.g. "lsm cri_fixtures"; default all).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -67,6 +68,9 @@ if [ "${1:-}" = --vm ]; then
     : >"$PLAN_FILE"
     for entry in "${PLAN[@]}"; do
         read -r name filters <<<"$entry"
+        if [ -n "${VM_TESTS_ONLY:-}" ] && [[ " $VM_TESTS_ONLY " != *" $name "* ]]; then
+            continue
+        fi
         line=$(awk -v n="$name" '$1 == n { print $2, $3; exit }' "$REPO/target/vm-tests/executables")
         [ -n "$line" ] || { echo "vm-tests: no test executable for target $name" >&2; exit 1; }
         echo "$name $line $filters" >>"$PLAN_FILE"

@@ -305,6 +305,16 @@ fn update_refused_value_rolls_back_what_was_written_before_it() {
     assert_eq!(cg(&env, "cpuset", "cpuset.cpus", "cpuset.cpus"), cpus);
     assert!(saved(&env)["cpu"].get("cpus").is_none(), "{}", saved(&env));
 
+    // a value create refuses is named before anything is written
+    let shares = cg(&env, "cpu", "cpu.shares", "cpu.weight");
+    let err = env.fails(&["update", "--cpu-share", "1", "--pids-limit", "7", &env.id]);
+    assert!(
+        err.contains("linux.resources.cpu.shares") && err.contains('1'),
+        "{err}"
+    );
+    assert_eq!(cg(&env, "cpu", "cpu.shares", "cpu.weight"), shares);
+    assert_eq!(pids_max(&env), "max");
+
     // a stopped container cannot be updated
     env.ok(&["kill", &env.id, "KILL"]);
     env.wait_status("stopped");

@@ -61,6 +61,8 @@ impl Container {
             .and_then(|l| l.resources().clone())
             .unwrap_or_default();
         check_devices(&current, resources)?;
+        // The checks create does, so a bad value is named before anything is written.
+        crate::cgroups::check_resources(resources)?;
         let merged = merge(&current, resources)?;
         let rollback = rollback_of(&current, &merged)?;
         if let Err(e) = self.cgroup.apply(&without_devices(&merged)) {
