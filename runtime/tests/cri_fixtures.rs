@@ -341,7 +341,10 @@ fn cri_sandbox_and_app_container_run_unchanged() {
     // v2: crun >= 1.23 / runc >= 1.3.2's conversion (cgroups::cpu_shares_to_weight), 512 -> 59.
     let weight = myrt_runtime::cgroups::cpu_shares_to_weight(512).to_string();
     assert_eq!(weight, "59");
-    assert_eq!(shares.as_deref(), Some(if is_v2() { weight.as_str() } else { "512" }));
+    assert_eq!(
+        shares.as_deref(),
+        Some(if is_v2() { weight.as_str() } else { "512" })
+    );
     if let Some(list) = cg_read(&app.cgroup, "devices", "devices.list", "x") {
         assert!(
             !list.contains("a *:* rwm"),
