@@ -15,15 +15,6 @@ use std::time::{Duration, Instant};
 use common::{isolate, wait_timeout, Env};
 use serde_json::{json, Value};
 
-/// Runs the container in the foreground and returns its stdout; it must exit 0.
-#[track_caller]
-fn run_ok(env: &Env) -> String {
-    let out = env.run(&[]);
-    assert_eq!(out.code(), Some(0), "{out:?}");
-    env.assert_gone();
-    out.stdout
-}
-
 #[test]
 fn hostname_is_set_in_a_new_uts_namespace() {
     if !isolate() {
@@ -31,7 +22,7 @@ fn hostname_is_set_in_a_new_uts_namespace() {
     }
     let env = Env::new("host", &["hostname"]);
     env.edit(|c| c["hostname"] = json!("inside-box"));
-    assert_eq!(run_ok(&env), "inside-box\n");
+    assert_eq!(env.run_ok(), "inside-box\n");
     assert_ne!(
         nix::unistd::gethostname().unwrap().to_string_lossy(),
         "inside-box",
@@ -84,7 +75,7 @@ fn masked_paths_read_as_null_device() {
             masked.push(json!(file));
         }
     });
-    let out = run_ok(&env);
+    let out = env.run_ok();
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     assert_eq!(lines, ["1:3", "0", "0"], "{out:?}");
 }
@@ -121,7 +112,7 @@ fn capabilities_match_the_spec() {
             "permitted": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
         });
     });
-    let out = run_ok(&env);
+    let out = env.run_ok();
     assert_eq!(
         status_field(&out, "CapEff:"),
         cap_mask(&["CAP_KILL", "CAP_NET_BIND_SERVICE"])
@@ -147,7 +138,7 @@ fn rlimit_nofile_is_applied() {
     env.edit(|c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]);
     });
-    assert_eq!(run_ok(&env), "123\n456\n");
+    assert_eq!(env.run_ok(), "123\n456\n");
 }
 
 #[test]
@@ -159,7 +150,7 @@ fn user_and_additional_groups() {
     env.edit(|c| {
         c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [2000, 3000]});
     });
-    let out = run_ok(&env);
+    let out = env.run_ok();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1000");
     assert_eq!(lines[1], "1001");
@@ -198,7 +189,7 @@ fn user_namespace_with_mappings() {
             .unwrap()
             .retain(|m| m["destination"] != "/sys/fs/cgroup");
     });
-    let out = run_ok(&env);
+    let out = env.run_ok();
     let lines: Vec<String> = out
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))

@@ -16,15 +16,6 @@ use std::time::{Duration, Instant};
 use common::{isolate, Env};
 use serde_json::{json, Value};
 
-/// Runs the container in the foreground; it must exit 0; returns its stdout.
-#[track_caller]
-fn run_ok(env: &Env) -> String {
-    let out = env.run(&[]);
-    assert_eq!(out.code(), Some(0), "{out:?}");
-    env.assert_gone();
-    out.stdout
-}
-
 /// `create` must fail with `want` in stderr, leaving nothing behind.
 #[track_caller]
 fn refused(env: &Env, want: &str) {
@@ -85,7 +76,7 @@ fn memory_policy_is_the_task_policy_of_the_init() {
     ] {
         let env = Env::new("mpol", &["sh", "-c", NUMA_POLICY]);
         env.edit(|c| c["linux"]["memoryPolicy"] = policy.clone());
-        let out = run_ok(&env);
+        let out = env.run_ok();
         assert_eq!(policy_of(&out), want, "{policy}: {out:?}");
     }
 }
@@ -362,7 +353,7 @@ fn idmapped_bind_mounts_map_owners_both_ways() {
             "options": ["rbind", "idmap"], "uidMappings": one, "gidMappings": one}),
         );
     });
-    let out = run_ok(&env);
+    let out = env.run_ok();
     assert_eq!(
         out,
         "/m1/f 0:0\n/m1/g 65534:65534\n/m2/f 1000:1000\n/m3/sub/h 0:0\n/m4/top 0:0\n\
@@ -446,7 +437,7 @@ fn user_namespace_gets_bound_devices_and_its_own_dev_mounts() {
         ],
     );
     env.edit(with_userns);
-    let out = run_ok(&env);
+    let out = env.run_ok();
     let want = "/dev/null character special file 1:3\n\
                 /dev/zero character special file 1:5\n\
                 /dev/full character special file 1:7\n\

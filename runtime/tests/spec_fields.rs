@@ -11,15 +11,6 @@ use std::fs;
 use common::{isolate, Env};
 use serde_json::{json, Value};
 
-/// Runs the container in the foreground; it must exit 0; returns its stdout.
-#[track_caller]
-fn run_ok(env: &Env) -> String {
-    let out = env.run(&[]);
-    assert_eq!(out.code(), Some(0), "{out:?}");
-    env.assert_gone();
-    out.stdout
-}
-
 /// Runs the container, which must be refused with an error starting with `want` somewhere in
 /// stderr; nothing of it may remain.
 #[track_caller]
@@ -55,7 +46,7 @@ fn sysctl_is_written_in_the_containers_namespaces() {
     env.edit(|c| {
         c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel/shmmax": "12345678"});
     });
-    assert_eq!(run_ok(&env), "1\n12345678\n");
+    assert_eq!(env.run_ok(), "1\n12345678\n");
     assert_eq!(
         fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
         host_forward
@@ -121,9 +112,9 @@ fn personality_linux32_reports_a_32_bit_machine() {
         return;
     }
     let env = Env::new("persona", &["uname", "-m"]);
-    assert_eq!(run_ok(&env), "x86_64\n");
+    assert_eq!(env.run_ok(), "x86_64\n");
     env.edit(|c| c["linux"]["personality"] = json!({"domain": "LINUX32"}));
-    assert_eq!(run_ok(&env), "i686\n");
+    assert_eq!(env.run_ok(), "i686\n");
     env.edit(|c| {
         c["linux"]["personality"] = json!({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]})
     });
@@ -142,9 +133,9 @@ fn io_priority_is_set() {
     }
     let env = Env::new("ioprio", &["sh", "-c", "ionice -p $$"]);
     env.edit(|c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0}));
-    assert_eq!(run_ok(&env), "idle\n");
+    assert_eq!(env.run_ok(), "idle\n");
     env.edit(|c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 3}));
-    assert_eq!(run_ok(&env), "best-effort: prio 3\n");
+    assert_eq!(env.run_ok(), "best-effort: prio 3\n");
     env.edit(|c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 8}));
     refused(&env, "process.ioPriority.priority 8: out of range");
 }
@@ -157,12 +148,12 @@ fn scheduler_policy_and_nice_are_set() {
     // /proc/<pid>/stat: field 19 is nice, field 41 the policy (SCHED_BATCH 3, SCHED_IDLE 5).
     let env = Env::new("sched", &["sh", "-c", "cut -d' ' -f19,41 /proc/self/stat"]);
     env.edit(|c| c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5}));
-    assert_eq!(run_ok(&env), "5 3\n");
+    assert_eq!(env.run_ok(), "5 3\n");
     env.edit(|c| {
         c["process"]["args"] = json!(["cut", "-d ", "-f41", "/proc/self/stat"]);
         c["process"]["scheduler"] = json!({"policy": "SCHED_IDLE"});
     });
-    assert_eq!(run_ok(&env), "5\n");
+    assert_eq!(env.run_ok(), "5\n");
     // The spec's flag name (oci-spec spells it otherwise): a forked child does not keep the
     // negative nice of the shell (nice of the shell, then of `cat`, forked as part
     // of a pipe: busybox would run a lone cut in the shell's own process).
@@ -175,7 +166,7 @@ fn scheduler_policy_and_nice_are_set() {
         c["process"]["scheduler"] =
             json!({"policy": "SCHED_OTHER", "nice": -5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
     });
-    assert_eq!(run_ok(&env), "-5\n0\n");
+    assert_eq!(env.run_ok(), "-5\n0\n");
     env.edit(|c| c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "priority": 5}));
     refused(
         &env,
@@ -262,7 +253,7 @@ fn time_offsets_shift_the_containers_clocks() {
         c["linux"]["timeOffsets"] =
             json!({"boottime": {"secs": 86400}, "monotonic": {"secs": 3600, "nanosecs": 7}});
     });
-    let out = run_ok(&env);
+    let out = env.run_ok();
     let lines: Vec<Vec<&str>> = out
         .lines()
         .map(|l| l.split_whitespace().collect())
@@ -329,7 +320,7 @@ fn sysctl_is_not_redirected_by_the_rootfs() {
             .push(json!({"destination": "/proc", "type": "proc", "source": "proc"}));
         c["process"]["args"] = json!(["cat", "/proc/sys/net/ipv4/ip_forward"]);
     });
-    assert_eq!(run_ok(&env), "1\n");
+    assert_eq!(env.run_ok(), "1\n");
 }
 
 #[test]
@@ -345,7 +336,7 @@ fn domainname_and_umask_are_set() {
         c["domainname"] = json!("myrt.example");
         c["process"]["user"]["umask"] = json!(0o027);
     });
-    assert_eq!(run_ok(&env), "myrt.example\n0027\n");
+    assert_eq!(env.run_ok(), "myrt.example\n0027\n");
     assert_ne!(
         fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
         "myrt.example\n",

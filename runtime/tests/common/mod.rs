@@ -229,6 +229,15 @@ impl Env {
         self.myrt(&args)
     }
 
+    /// Runs the container in the foreground; it must exit 0 and leave nothing; returns stdout.
+    #[track_caller]
+    pub fn run_ok(&self) -> String {
+        let out = self.run(&[]);
+        assert_eq!(out.code(), Some(0), "{out:?}");
+        self.assert_gone();
+        out.stdout
+    }
+
     /// `myrt state`, parsed; `None` when the command fails.
     pub fn state(&self) -> Option<Value> {
         let out = self.myrt(&["state", &self.id]);
