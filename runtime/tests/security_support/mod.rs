@@ -253,45 +253,35 @@ pub fn spawn_with_fds(env: &Env, files: &[fs::File], args: &[&str]) -> Out {
     output(env, cmd)
 }
 
+/// `myrt create --console-socket SOCK` with resolver `r`; the listener on SOCK comes back with
+/// the result so the caller decides whether to accept.
+fn create_on_console(env: &Env, r: Resolver) -> (Out, UnixListener) {
+    let sock = env.path("console.sock");
+    let _ = fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).expect("bind console socket");
+    let sock = sock.to_str().expect("utf-8");
+    let args = [
+        "create",
+        "--console-socket",
+        sock,
+        "--bundle",
+        env.bundle_str(),
+        &env.id,
+    ];
+    (myrt_in(env, r, &args), listener)
+}
+
 /// `myrt create --console-socket` with resolver `r` (nobody accepts: a refused console must
 /// fail before connecting). The container is deleted afterwards.
 pub fn create_with_console(env: &Env, r: Resolver) -> Out {
-    let sock = env.path("console.sock");
-    let _ = fs::remove_file(&sock);
-    let _listener = UnixListener::bind(&sock).expect("bind console socket");
-    let out = myrt_in(
-        env,
-        r,
-        &[
-            "create",
-            "--console-socket",
-            sock.to_str().expect("utf-8"),
-            "--bundle",
-            env.bundle_str(),
-            &env.id,
-        ],
-    );
+    let (out, _listener) = create_on_console(env, r);
     let _ = env.myrt(&["delete", "--force", &env.id]);
     out
 }
 
 /// Creates and starts the container with a terminal; returns what it wrote to the terminal.
 pub fn run_with_console(env: &Env, r: Resolver) -> Result<String, String> {
-    let sock = env.path("console.sock");
-    let _ = fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).expect("bind console socket");
-    let out = myrt_in(
-        env,
-        r,
-        &[
-            "create",
-            "--console-socket",
-            sock.to_str().expect("utf-8"),
-            "--bundle",
-            env.bundle_str(),
-            &env.id,
-        ],
-    );
+    let (out, listener) = create_on_console(env, r);
     if !out.success() {
         return Err(out.stderr);
     }
