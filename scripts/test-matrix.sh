@@ -74,7 +74,9 @@ for v in "${versions[@]}"; do
     MYRT_CONTAINERD=${bin[$v]} cargo test -p myrt-tests --no-fail-fast "${test_args[@]}" \
         -- "${extra[@]}" >"$log" 2>&1
     say "$v: done in $((SECONDS - t0)) s"
-    # "Running tests/e2e_ctr.rs (...)" then, for that binary, "test result: ok. 12 passed; 0 failed; ..."
+    # "Running tests/e2e_ctr.rs (...)", then that binary's output ending in its own
+    # "test result: ok. 12 passed; 0 failed; ...". A failed test's output (shown before that line)
+    # holds the "test result:" of its re-run in a private namespace: the last line counts.
     while read -r suite status passed failedn; do
         total=$((passed + failedn))
         if [ "$status" = ok ]; then
@@ -83,12 +85,10 @@ for v in "${versions[@]}"; do
             result[$suite,$v]="F $passed/$total"
         fi
     done < <(awk '
-        /^ *Running tests\// { s = $2; sub(/^tests\//, "", s); sub(/\.rs$/, "", s); next }
-        /^test result:/ && s != "" {
-            st = ($3 == "ok.") ? "ok" : "FAILED"
-            p = $4; f = $6
-            print s, st, p, f; s = ""
-        }' "$log")
+        function flush() { if (s != "" && r != "") print s, r; r = "" }
+        /^ *Running / { flush(); s = $2; sub(/^tests\//, "", s); sub(/\.rs$/, "", s); next }
+        /^test result:/ { r = (($3 == "ok.") ? "ok" : "FAILED") " " $4 " " $6 }
+        END { flush() }' "$log")
 done
 
 # The table.

@@ -17,7 +17,7 @@ use myrt_runtime::Pid;
 use nix::sys::signal::Signal;
 
 use crate::command::{self, CmdOutput};
-use crate::image::{image, IMAGE_REF};
+use crate::image::{image, pause_image, IMAGE_REF, PAUSE_REF};
 use crate::isolation::{is_isolated, private_run_containerd, shout};
 use crate::paths::{self, SHIM_BINARY};
 use crate::{runtime, MYRT_RUNTIME};
@@ -142,7 +142,9 @@ impl Containerd {
         command::run(
             Command::new(paths::scripts_dir().join("containerd.sh"))
                 .arg("config")
-                .arg(&path),
+                .arg(&path)
+                // The config differs per major version.
+                .env("MYRT_CONTAINERD", paths::containerd_binary()),
             CTR_TIMEOUT,
         )
         .ok();
@@ -183,14 +185,52 @@ impl Containerd {
         self.bundles_dir().join(id)
     }
 
-    /// The ttrpc socket of the shim serving task `id`, from `<bundle>/address`
-    /// (`unix:///run/containerd/s/…`): for calls ctr 1.6 has no command for.
+    /// The ttrpc socket of the shim serving task `id` (see [`Containerd::shim_address`]): for
+    /// calls ctr 1.6 has no command for.
     #[track_caller]
     pub fn shim_socket(&self, id: &str) -> PathBuf {
-        let file = self.bundle_dir(id).join("address");
-        let address = fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-        PathBuf::from(address.trim().trim_start_matches("unix://"))
+        let address = self.shim_address(id);
+        PathBuf::from(address.trim_start_matches("unix://"))
+    }
+
+    /// The address of the shim serving task `id` (`unix:///run/containerd/s/…`): from
+    /// `<bundle>/address` (written by the shim), else from the `address` field of
+    /// `<bundle>/bootstrap.json`, where containerd 2.x keeps the shim's start answer (2.x's own
+    /// runc shim writes no `address` file).
+    #[track_caller]
+    pub fn shim_address(&self, id: &str) -> String {
+        let bundle = self.bundle_dir(id);
+        if let Ok(address) = fs::read_to_string(bundle.join("address")) {
+            return address.trim().to_string();
+        }
+        let file = bundle.join("bootstrap.json");
+        let raw = fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!(
+                "neither {}/address nor {}: {e}",
+                bundle.display(),
+                file.display()
+            )
+        });
+        serde_json::from_str::<serde_json::Value>(&raw)
+            .ok()
+            .and_then(|v| v.get("address")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no string \"address\" in {}: {raw}", file.display()))
+    }
+
+    /// The ttrpc service of the task API the shim of `id` serves, for [`crate::ttrpc::call`]:
+    /// `containerd.task.v3.Task` when containerd 2.x recorded a version 3 shim in
+    /// `<bundle>/bootstrap.json` (its own runc shim), else `containerd.task.v2.Task` (myrt, and
+    /// every shim under containerd 1.x). v3 has the same messages under another package name.
+    pub fn task_service(&self, id: &str) -> &'static str {
+        let version = fs::read_to_string(self.bundle_dir(id).join("bootstrap.json"))
+            .ok()
+            .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
+            .and_then(|v| v.get("version")?.as_u64());
+        if version == Some(3) {
+            "containerd.task.v3.Task"
+        } else {
+            "containerd.task.v2.Task"
+        }
     }
 
     /// `<root>/io.containerd.content.v1.content/blobs/<alg>/<hex>`: the file of content
@@ -215,7 +255,7 @@ impl Containerd {
     #[track_caller]
     pub fn start_daemon(&mut self) {
         assert!(self.daemon.is_none(), "containerd is already running");
-        let containerd = std::env::var_os("MYRT_CONTAINERD").unwrap_or_else(|| "containerd".into());
+        let containerd = paths::containerd_binary();
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -225,14 +265,8 @@ impl Containerd {
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot dup the log fd: {e}"));
         // containerd finds shims on PATH (1.6.20 ignores runtime_path): the myrt binaries first.
-        let path_env = match std::env::var_os("PATH") {
-            Some(p) => {
-                let mut dirs = vec![paths::bin_dir()];
-                dirs.extend(std::env::split_paths(&p));
-                std::env::join_paths(dirs).unwrap_or(p)
-            }
-            None => paths::bin_dir().into_os_string(),
-        };
+        let path_env = std::env::join_paths(paths::daemon_path())
+            .unwrap_or_else(|e| panic!("cannot build containerd's PATH: {e}"));
         let child = Command::new(&containerd)
             .arg("--config")
             .arg(self.path.join("config.toml"))
@@ -244,8 +278,9 @@ impl Containerd {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start {}: {e}; install containerd (scripts/setup.sh)",
-                    containerd.to_string_lossy()
+                    "cannot start {}: {e}; install containerd (scripts/setup.sh) or fix \
+                     MYRT_CONTAINERD (scripts/containerd-versions.sh)",
+                    containerd.display()
                 )
             });
         self.daemon = Some(child);
@@ -311,7 +346,7 @@ impl Containerd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new("ctr");
+        let mut cmd = Command::new(paths::ctr_binary());
         cmd.arg("--address")
             .arg(self.address())
             .arg("--namespace")
@@ -606,4 +641,92 @@ impl Drop for Containerd {
             ));
         }
     }
+}
+
+/// The Kubernetes path: a private containerd with the CRI plugin (see tests/src/cri.rs).
+impl Containerd {
+    /// Starts a private containerd from `scripts/containerd.sh config-cri` (CRI plugin on,
+    /// handlers `runc` and `myrt`, CNI bridge with host-local IPAM) and imports the busybox
+    /// ([`IMAGE_REF`]) and pause ([`PAUSE_REF`]) images into namespace `k8s.io`.
+    ///
+    /// The calling thread first moves into a new network namespace (with `lo` up): containerd,
+    /// its CNI plugins and shims inherit it, so the CNI bridge and host-network pods live there
+    /// and never on the host. containerd 1.6's CRI namespace is always `k8s.io`; the ids it
+    /// makes are random, so parallel instances under one /run/containerd tmpfs do not collide.
+    #[track_caller]
+    pub fn start_cri() -> Containerd {
+        assert!(
+            is_isolated(),
+            "Containerd::start_cri() outside a private mount + pid namespace: \
+             begin the test with `if !myrt_tests::isolate() {{ return; }}`"
+        );
+        private_run_containerd();
+        let bins = paths::bin_dir();
+        assert!(
+            bins.join(SHIM_BINARY).is_file(),
+            "{SHIM_BINARY} not found in {}: build it (cargo build -p myrt-shim) or set \
+             MYRT_BIN_DIR; the CRI tests run handler `myrt` next to `runc`",
+            bins.display()
+        );
+        enter_private_netns();
+        let dir = tempfile::Builder::new()
+            .prefix("myrt-cri-")
+            .tempdir_in("/tmp")
+            .unwrap_or_else(|e| panic!("cannot create a temp dir in /tmp: {e}"));
+        let path = dir.path().to_path_buf();
+        command::run(
+            Command::new(paths::scripts_dir().join("containerd.sh"))
+                .arg("config-cri")
+                .arg(&path)
+                .env("MYRT_CONTAINERD", paths::containerd_binary()),
+            CTR_TIMEOUT,
+        )
+        .ok();
+        let mut cd = Containerd {
+            dir: Some(dir),
+            path,
+            namespace: crate::cri::CRI_NAMESPACE.to_string(),
+            daemon: None,
+            env: Vec::new(),
+        };
+        cd.start_daemon();
+        cd.import_image();
+        cd.import_archive(pause_image(), PAUSE_REF);
+        cd
+    }
+
+    /// Imports an OCI archive into this instance's namespace; panics unless `reference` is
+    /// then listed.
+    #[track_caller]
+    pub fn import_archive(&self, archive: &Path, reference: &str) {
+        let archive = archive.to_string_lossy().into_owned();
+        self.ctr(["images", "import", archive.as_str()]).ok();
+        let list = self.ctr(["images", "ls", "-q"]).ok();
+        assert!(
+            list.stdout.lines().any(|l| l.trim() == reference),
+            "importing {archive} did not create {reference}: {list}"
+        );
+    }
+
+    /// The daemon's pid while it runs (e.g. to compare a pod's namespaces with its own).
+    pub fn daemon_pid(&self) -> Option<Pid> {
+        self.daemon
+            .as_ref()
+            .and_then(|c| i32::try_from(c.id()).ok())
+            .and_then(Pid::new)
+    }
+}
+
+/// Moves the calling thread into a new network namespace and brings its `lo` up (the CRI's
+/// stream server binds 127.0.0.1). Namespaces are per thread: the rest of the test process
+/// keeps its own, and children spawned from this thread inherit the new one.
+#[track_caller]
+fn enter_private_netns() {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .unwrap_or_else(|e| panic!("cannot unshare a network namespace: {e}"));
+    command::run(
+        Command::new("ip").args(["link", "set", "lo", "up"]),
+        CTR_TIMEOUT,
+    )
+    .ok();
 }

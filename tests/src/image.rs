@@ -55,3 +55,23 @@ pub fn image() -> &'static Image {
         Image::at(dir)
     })
 }
+
+/// The pod sandbox image of the CRI tests (`sandbox_image` of `containerd.sh config-cri`).
+pub const PAUSE_REF: &str = "localhost/myrt/pause:latest";
+
+/// The OCI archive of the pause image (only /pause, a static build of scripts/pause.c), built by
+/// scripts/build-pause-image.py into `<target>/myrt-e2e-pause` (idempotent). Panics with what to
+/// do when that fails (it needs python3 and cc with a static libc).
+pub fn pause_image() -> &'static PathBuf {
+    static PAUSE: OnceLock<PathBuf> = OnceLock::new();
+    PAUSE.get_or_init(|| {
+        let dir = paths::target_dir().join("myrt-e2e-pause");
+        let script = paths::scripts_dir().join("build-pause-image.py");
+        command::run(
+            Command::new("python3").arg(&script).arg(&dir),
+            Duration::from_secs(120),
+        )
+        .ok();
+        dir.join("pause-oci.tar")
+    })
+}

@@ -23,11 +23,14 @@
 //! - `MYRT_BIN_DIR`: where `containerd-shim-myrt-v1` and `myrt` are (default `target/debug`).
 //! - `MYRT_IMAGE_DIR`: a dir built by scripts/build-image.sh (default: built into
 //!   `target/myrt-e2e-image`).
-//! - `MYRT_CONTAINERD`: the containerd binary (default `containerd` on PATH).
+//! - `MYRT_CONTAINERD`: the containerd binary (default `containerd` on PATH);
+//!   `scripts/containerd-versions.sh fetch 1.7|2.1` unpacks Debian's 1.7.24/2.1.9 and prints one.
+//! - `MYRT_CTR`: the ctr binary (default: the one next to `MYRT_CONTAINERD`, else on PATH).
 //! - `MYRT_E2E_KEEP`: keep each test's containerd dir (log, state) instead of removing it.
 
 pub mod command;
 pub mod containerd;
+pub mod cri;
 pub mod events;
 pub mod image;
 pub mod isolation;
@@ -37,7 +40,7 @@ pub mod ttrpc;
 pub use command::CmdOutput;
 pub use containerd::{Containerd, Source, TaskInfo};
 pub use events::{Event, EventWatcher};
-pub use image::{image, Image, IMAGE_REF};
+pub use image::{image, pause_image, Image, IMAGE_REF, PAUSE_REF};
 pub use isolation::{is_isolated, is_root, isolate, isolate_in, Scope};
 pub use paths::{bin_dir, workspace_dir};
 

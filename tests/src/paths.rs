@@ -33,3 +33,44 @@ pub fn bin_dir() -> PathBuf {
         _ => target_dir().join("debug"),
     }
 }
+
+/// The containerd every e2e test starts: `$MYRT_CONTAINERD`, else `containerd` on PATH.
+/// Other versions: `scripts/containerd-versions.sh fetch 1.7|2.1` prints such a path.
+pub fn containerd_binary() -> PathBuf {
+    match env::var_os("MYRT_CONTAINERD") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => PathBuf::from("containerd"),
+    }
+}
+
+/// The directory of [`containerd_binary`] when it is given as a path (an unpacked package's
+/// `usr/bin`): it also holds the matching `ctr` and `containerd-shim-runc-v2`.
+pub fn containerd_dir() -> Option<PathBuf> {
+    let bin = containerd_binary();
+    bin.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+}
+
+/// The `ctr` of the tests: `$MYRT_CTR`, else the `ctr` next to [`containerd_binary`] (client
+/// and server of one version), else `ctr` on PATH.
+pub fn ctr_binary() -> PathBuf {
+    if let Some(bin) = env::var_os("MYRT_CTR").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    containerd_dir()
+        .map(|d| d.join("ctr"))
+        .filter(|c| c.is_file())
+        .unwrap_or_else(|| PathBuf::from("ctr"))
+}
+
+/// The PATH of the tests' containerd, where it finds shims (1.6.20 ignores runtime_path):
+/// [`bin_dir`] first, then [`containerd_dir`] (its own runc shim), then the inherited PATH.
+pub fn daemon_path() -> Vec<PathBuf> {
+    let mut dirs = vec![bin_dir()];
+    dirs.extend(containerd_dir());
+    if let Some(p) = env::var_os("PATH") {
+        dirs.extend(env::split_paths(&p));
+    }
+    dirs
+}

@@ -540,12 +540,7 @@ fn shim_checkpoint(
     if let Some(o) = options {
         field_bytes(3, o, &mut req);
     }
-    ttrpc::call(
-        &cd.shim_socket(id),
-        "containerd.task.v2.Task",
-        "Checkpoint",
-        &req,
-    )
+    ttrpc::call(&cd.shim_socket(id), cd.task_service(id), "Checkpoint", &req)
 }
 
 /// `ctr t checkpoint` sends runc-named runtimes their CheckpointOptions and every other runtime

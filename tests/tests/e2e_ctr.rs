@@ -547,10 +547,7 @@ fn group_annotation_shares_one_shim() {
     let group = ["--annotation", "io.containerd.runc.v2.group=pod1"];
     run_detached(&cd, Source::Image, &group, "g1");
     run_detached(&cd, Source::Image, &group, "g2");
-    let address = |id: &str| {
-        let path = cd.bundle_dir(id).join("address");
-        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    };
+    let address = |id: &str| cd.shim_address(id);
     assert_eq!(
         address("g1"),
         address("g2"),

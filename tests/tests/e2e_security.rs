@@ -153,9 +153,8 @@ fn shim_binary() -> PathBuf {
     } else {
         shim_binary_name(&runtime())
     };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::iter::once(bin_dir())
-        .chain(std::env::split_paths(&path))
+    myrt_tests::paths::daemon_path()
+        .into_iter()
         .map(|d| d.join(&name))
         .find(|p| p.is_file())
         .and_then(|p| p.canonicalize().ok())

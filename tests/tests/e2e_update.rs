@@ -2,9 +2,10 @@
 //! from `MYRT_E2E_RUNTIME` (default io.containerd.myrt.v1).
 //!
 //! ctr 1.6.20 has no `tasks update` command and containerd's own API is gRPC (no client in this
-//! workspace), so the tests send `containerd.task.v2.Task/Update` to the shim's ttrpc socket
-//! (`<bundle>/address`) themselves: the same request containerd's Tasks.Update forwards. The
-//! containers are created, exec'd into, paused and removed through `ctr` as usual.
+//! workspace), so the tests send `containerd.task.v2.Task/Update` (v3 with containerd 2.x's own
+//! shims) to the shim's ttrpc socket (`<bundle>/address`) themselves: the same request
+//! containerd's Tasks.Update forwards. The containers are created, exec'd into, paused and
+//! removed through `ctr` as usual.
 //!
 //! Run as root: `cargo test -p myrt-tests --test e2e_update`. Validated against containerd's runc
 //! shim too (MYRT_E2E_RUNTIME=io.containerd.runc.v2); the checks of myrt's own error wording and
@@ -151,10 +152,9 @@ fn update_typed(
     type_url: &str,
     json: &str,
 ) -> Result<(), (u64, String)> {
-    let address = fs::read_to_string(cd.bundle_dir(id).join("address")).expect("<bundle>/address");
-    let socket = PathBuf::from(address.trim().trim_start_matches("unix://"));
+    let socket = cd.shim_socket(id);
     let req = ttrpc::update_request(id, type_url, json, &[("io.example/note", "ignored")]);
-    ttrpc::call(&socket, "containerd.task.v2.Task", "Update", &req)
+    ttrpc::call(&socket, cd.task_service(id), "Update", &req)
 }
 
 fn is_v2() -> bool {
@@ -300,10 +300,9 @@ fn update_typed_to(
     type_url: &str,
     json: &str,
 ) -> Result<(), (u64, String)> {
-    let address = fs::read_to_string(cd.bundle_dir(via).join("address")).expect("<bundle>/address");
-    let socket = PathBuf::from(address.trim().trim_start_matches("unix://"));
+    let socket = cd.shim_socket(via);
     let req = ttrpc::update_request(target, type_url, json, &[]);
-    ttrpc::call(&socket, "containerd.task.v2.Task", "Update", &req)
+    ttrpc::call(&socket, cd.task_service(via), "Update", &req)
 }
 
 #[test]
