@@ -51,9 +51,11 @@ done
 test_args=()
 for s in "${suites[@]}"; do test_args+=(--test "$s"); done
 
-say "build: cargo build -p myrt-shim -p myrt-runtime; cargo test -p myrt-tests --no-run"
-if ! cargo build -q -p myrt-shim -p myrt-runtime ||
-    ! cargo test -q -p myrt-tests "${test_args[@]}" --no-run 2>/dev/null; then
+# --workspace, like scripts/test.sh: the same feature unification, so nothing test.sh built is
+# built again (selecting packages with -p resolves features differently and rebuilds).
+say "build: cargo build --workspace; cargo test --workspace ${test_args[*]} --no-run"
+if ! cargo build -q --workspace ||
+    ! cargo test -q --workspace "${test_args[@]}" --no-run 2>/dev/null; then
     echo "test-matrix.sh: build failed" >&2
     exit 1
 fi
@@ -69,9 +71,9 @@ declare -A result
 failed=0
 for v in "${versions[@]}"; do
     log=$logs/$v.log
-    say "$v: cargo test -p myrt-tests ${test_args[*]} (log: $log)"
+    say "$v: cargo test --workspace ${test_args[*]} (log: $log)"
     t0=$SECONDS
-    MYRT_CONTAINERD=${bin[$v]} cargo test -p myrt-tests --no-fail-fast "${test_args[@]}" \
+    MYRT_CONTAINERD=${bin[$v]} cargo test --workspace --no-fail-fast "${test_args[@]}" \
         -- "${extra[@]}" >"$log" 2>&1
     say "$v: done in $((SECONDS - t0)) s"
     # "Running tests/e2e_ctr.rs (...)", then that binary's output ending in its own
