@@ -37,6 +37,25 @@ fn runtime_type(handler: &str) -> &'static str {
     }
 }
 
+/// One test per handler (`myrt`, `runc`) running the same check, each isolated and selectable.
+macro_rules! per_handler {
+    ($check:ident, $myrt:ident, $runc:ident) => {
+        #[test]
+        fn $myrt() {
+            if isolate() && selected("myrt") {
+                $check("myrt");
+            }
+        }
+
+        #[test]
+        fn $runc() {
+            if isolate() && selected("runc") {
+                $check("runc");
+            }
+        }
+    };
+}
+
 /// False (after a loud SKIP) when `MYRT_CRI_HANDLERS` leaves `handler` out.
 fn selected(handler: &str) -> bool {
     let list = std::env::var("MYRT_CRI_HANDLERS").unwrap_or_default();
@@ -479,19 +498,7 @@ fn check_lifecycle(handler: &str) {
     t.print();
 }
 
-#[test]
-fn lifecycle_myrt() {
-    if isolate() && selected("myrt") {
-        check_lifecycle("myrt");
-    }
-}
-
-#[test]
-fn lifecycle_runc() {
-    if isolate() && selected("runc") {
-        check_lifecycle("runc");
-    }
-}
+per_handler!(check_lifecycle, lifecycle_myrt, lifecycle_runc);
 
 // ---- a host-network pod: no netns of its own, containerd's network and UTS ----
 
@@ -574,19 +581,7 @@ fn check_host_network(handler: &str) {
     t.print();
 }
 
-#[test]
-fn host_network_myrt() {
-    if isolate() && selected("myrt") {
-        check_host_network("myrt");
-    }
-}
-
-#[test]
-fn host_network_runc() {
-    if isolate() && selected("runc") {
-        check_host_network("runc");
-    }
-}
+per_handler!(check_host_network, host_network_myrt, host_network_runc);
 
 // ---- stats and live resource updates through the shim ----
 
@@ -689,16 +684,8 @@ fn check_stats_and_update(handler: &str) {
     teardown_pod(&cd, &cri, &mut Timings::new(handler, "stats"), &pod, pause);
 }
 
-#[test]
-fn stats_and_update_myrt() {
-    if isolate() && selected("myrt") {
-        check_stats_and_update("myrt");
-    }
-}
-
-#[test]
-fn stats_and_update_runc() {
-    if isolate() && selected("runc") {
-        check_stats_and_update("runc");
-    }
-}
+per_handler!(
+    check_stats_and_update,
+    stats_and_update_myrt,
+    stats_and_update_runc
+);
