@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{isolate, Env};
+use common::{is_v2, isolate, Env};
 use serde_json::{json, Value};
 
 /// Copies of /work/shared/fixtures/oci-spec-{sandbox,container}.json.
@@ -37,22 +37,9 @@ fn assert_container_gone(env: &Env) {
     assert!(env.state().is_none(), "state still answers");
 }
 
-fn is_v2() -> bool {
-    !Path::new("/sys/fs/cgroup/pids").exists()
-        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-}
-
 /// A file of the cgroup at `path` (a cgroupsPath): v1 controller file or v2 file.
 fn cg_read(path: &str, controller: &str, v1: &str, v2: &str) -> Option<String> {
-    let rel = path.trim_start_matches('/');
-    let p = if is_v2() {
-        Path::new("/sys/fs/cgroup").join(rel).join(v2)
-    } else {
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(rel)
-            .join(v1)
-    };
+    let p = common::cg_file(path, controller, v1, v2);
     fs::read_to_string(p).ok().map(|s| s.trim().to_string())
 }
 

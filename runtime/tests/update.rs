@@ -8,30 +8,17 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{isolate, Env};
+use common::{is_v2, isolate, Env};
 use serde_json::{json, Value};
 
 const V1_UNLIMITED: &str = "9223372036854771712";
 
-fn is_v2() -> bool {
-    !Path::new("/sys/fs/cgroup/pids").exists()
-        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-}
-
-/// The container's cgroup file: `<v1 controller>/<cgroup>/<v1 file>` or `<cgroup>/<v2 file>`.
+/// The container's cgroup file.
 fn cg_path(env: &Env, controller: &str, v1: &str, v2: &str) -> PathBuf {
-    let rel = env.cgroup.trim_start_matches('/');
-    if is_v2() {
-        Path::new("/sys/fs/cgroup").join(rel).join(v2)
-    } else {
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(rel)
-            .join(v1)
-    }
+    common::cg_file(&env.cgroup, controller, v1, v2)
 }
 
 #[track_caller]

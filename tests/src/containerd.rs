@@ -389,6 +389,19 @@ impl Containerd {
         );
     }
 
+    /// `ctr run -d FLAGS IMAGE ID CMD` from the imported image; the init's pid once the task is
+    /// RUNNING.
+    pub fn run_image_detached(&self, flags: &[&str], id: &str, cmd: &[&str]) -> u32 {
+        let mut f = vec!["-d"];
+        f.extend_from_slice(flags);
+        self.ctr(crate::args(
+            &["run"],
+            self.container_args(Source::Image, &f, id, cmd),
+        ))
+        .ok();
+        self.wait_task_status(id, "RUNNING", START_TIMEOUT).pid
+    }
+
     /// The arguments after `ctr run`:
     /// `--runtime RT FLAGS... (IMAGE | --rootfs DIR) ID CMD...`.
     pub fn container_args(

@@ -205,17 +205,6 @@ fn the_shim(cd: &Containerd) -> u32 {
     pid
 }
 
-fn run_detached(cd: &Containerd, flags: &[&str], id: &str, cmd: &[&str]) -> u32 {
-    let mut f = vec!["-d"];
-    f.extend_from_slice(flags);
-    cd.ctr(args(
-        &["run"],
-        cd.container_args(Source::Image, &f, id, cmd),
-    ))
-    .ok();
-    cd.wait_task_status(id, "RUNNING", SETTLE).pid
-}
-
 fn remove(cd: &Containerd, id: &str) {
     cd.ctr(["tasks", "kill", "-a", "-s", "SIGKILL", id]).ok();
     cd.wait_task_status(id, "STOPPED", SETTLE);
@@ -288,8 +277,7 @@ fn exec_storm(privileged: bool) {
     if privileged {
         flags.push("--privileged");
     }
-    run_detached(
-        &cd,
+    cd.run_image_detached(
         &flags,
         "att",
         &[
@@ -393,8 +381,7 @@ fn cve_2019_5736_host_pid_namespace_cannot_open_the_shim_exe() {
         dir.display()
     );
     let pidns = format!("pid:/proc/{}/ns/pid", std::process::id());
-    run_detached(
-        &cd,
+    cd.run_image_detached(
         &["--mount", &mount, "--with-ns", &pidns],
         "hostpid",
         &[
@@ -715,7 +702,7 @@ fn fd_hygiene_without_terminal() {
         return;
     }
     let cd = Containerd::start();
-    let init = run_detached(&cd, &[], "fdp", SLEEP);
+    let init = cd.run_image_detached(&[], "fdp", SLEEP);
     let shim = the_shim(&cd);
     assert_only_stdio("init", init, shim, &Stdio::Pipes);
     let mut exec = vec!["tasks", "exec", "-d", "--exec-id", "x", "fdp"];
@@ -730,7 +717,7 @@ fn fd_hygiene_without_terminal() {
     // can ask for extra fds; the shim passes preserve_fds 0, so 0-2 is the whole expected set.)
     let log = cd.dir().join("fdlog.log");
     let uri = format!("file://{}", log.display());
-    let init = run_detached(&cd, &["--log-uri", &uri], "fdl", SLEEP);
+    let init = cd.run_image_detached(&["--log-uri", &uri], "fdl", SLEEP);
     let shim = the_shim(&cd);
     assert_only_stdio("init with a log file", init, shim, &Stdio::LogFile(log));
     remove(&cd, "fdl");

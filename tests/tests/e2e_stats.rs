@@ -20,9 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use myrt_runtime::cgroups::{self, Hierarchy};
-use myrt_tests::{
-    args, bin_dir, command, image, isolate, runtime, Containerd, Source, MYRT_RUNTIME,
-};
+use myrt_tests::{bin_dir, command, image, isolate, runtime, Containerd, MYRT_RUNTIME};
 use serde_json::Value;
 
 const SETTLE: Duration = Duration::from_secs(20);
@@ -32,18 +30,6 @@ const LIMIT: u64 = 64 << 20;
 
 fn hierarchy() -> Hierarchy {
     cgroups::probe().unwrap_or_else(|e| panic!("probe the cgroup hierarchy: {e}"))
-}
-
-/// `ctr run -d FLAGS IMAGE ID CMD`, returning the init's pid once the task is RUNNING.
-fn run_detached(cd: &Containerd, flags: &[&str], id: &str, cmd: &[&str]) -> u32 {
-    let mut f = vec!["-d"];
-    f.extend_from_slice(flags);
-    cd.ctr(args(
-        &["run"],
-        cd.container_args(Source::Image, &f, id, cmd),
-    ))
-    .ok();
-    cd.wait_task_status(id, "RUNNING", SETTLE).pid
 }
 
 fn remove(cd: &Containerd, id: &str) {
@@ -99,7 +85,7 @@ fn metrics_show_real_numbers() {
     }
     let cd = Containerd::start();
     let limit = LIMIT.to_string();
-    run_detached(&cd, &["--memory-limit", &limit], "m1", TWO_SLEEPS);
+    cd.run_image_detached(&["--memory-limit", &limit], "m1", TWO_SLEEPS);
     let ps = cd.ctr(["tasks", "ps", "m1"]).ok();
     let procs = ps.stdout.lines().skip(1).filter(|l| !l.trim().is_empty());
     assert_eq!(procs.count(), 2, "{ps}");
@@ -138,7 +124,7 @@ fn metrics_show_real_numbers() {
     }
 
     // Without a limit the cgroup's "unlimited" shows, and a third process counts.
-    run_detached(&cd, &[], "m2", &["/bin/sleep", "1000"]);
+    cd.run_image_detached(&[], "m2", &["/bin/sleep", "1000"]);
     cd.ctr([
         "tasks",
         "exec",
@@ -200,8 +186,8 @@ fn stats_after_cgroup_removed_is_an_error_and_the_shim_serves_on() {
     }
     let cd = Containerd::start();
     let group = ["--annotation", "io.containerd.runc.v2.group=stats"];
-    let pid = run_detached(&cd, &group, "gone", &["/bin/sleep", "1000"]);
-    run_detached(&cd, &group, "neighbour", &["/bin/sleep", "1000"]);
+    let pid = cd.run_image_detached(&group, "gone", &["/bin/sleep", "1000"]);
+    cd.run_image_detached(&group, "neighbour", &["/bin/sleep", "1000"]);
     assert_eq!(cd.shim_pids().len(), 1, "one shim serves both");
 
     // Move the init to the hierarchy's root, then remove the container's cgroup.

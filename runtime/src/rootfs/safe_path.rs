@@ -148,13 +148,7 @@ impl RootDir {
             root: path.to_path_buf(),
             errno: e.into(),
         })?;
-        let real = fd_real_path(fd.as_fd()).unwrap_or_else(|_| path.to_path_buf());
-        Ok(RootDir {
-            fd,
-            path: path.to_path_buf(),
-            real,
-            resolver,
-        })
+        Self::from_fd_with_resolver(fd, path, resolver)
     }
 
     /// Uses `fd`, a directory already opened and checked by the caller (e.g. the container's

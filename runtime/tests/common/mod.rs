@@ -335,6 +335,26 @@ impl Drop for Env {
     }
 }
 
+/// True on a pure cgroup v2 host (the QEMU guest), false on this v1 hybrid host.
+pub fn is_v2() -> bool {
+    !Path::new("/sys/fs/cgroup/pids").exists()
+        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// A cgroup file of the cgroupsPath `cgroup`: `<v1 controller>/<cgroup>/<v1 file>` on v1,
+/// `<cgroup>/<v2 file>` on v2.
+pub fn cg_file(cgroup: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
+    let rel = cgroup.trim_start_matches('/');
+    if is_v2() {
+        Path::new("/sys/fs/cgroup").join(rel).join(v2)
+    } else {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(rel)
+            .join(v1)
+    }
+}
+
 /// The cgroup mount points of this host (v1 controllers, the v2 or hybrid unified mount).
 pub fn cgroup_mounts() -> Vec<PathBuf> {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
