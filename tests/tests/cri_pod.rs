@@ -266,6 +266,31 @@ fn setup() -> (CgroupParent, Containerd, Cri) {
 
 /// Stops and removes the sandbox; checks the pause process, the shim and every mount are gone.
 #[track_caller]
+/// RunPodSandbox (timed), then PodSandboxStatus, which must say READY: the pod's id, the verbose
+/// response and its status.
+fn run_ready_pod(
+    cri: &Cri,
+    t: &mut Timings,
+    config: &myrt_tests::cri::api::PodSandboxConfig,
+    handler: &str,
+) -> (
+    String,
+    myrt_tests::cri::api::PodSandboxStatusResponse,
+    myrt_tests::cri::api::PodSandboxStatus,
+) {
+    let pod = t.time("RunPodSandbox", || cri.run_pod_sandbox(config, handler));
+    let st = cri
+        .pod_sandbox_status(&pod)
+        .unwrap_or_else(|e| panic!("PodSandboxStatus: {e}"));
+    let status = st.status.clone().expect("PodSandboxStatus without status");
+    assert_eq!(
+        status.state,
+        PodSandboxState::SandboxReady as i32,
+        "{status:?}"
+    );
+    (pod, st, status)
+}
+
 fn teardown_pod(cd: &Containerd, cri: &Cri, t: &mut Timings, pod: &str, pause_pid: u64) {
     t.time("StopPodSandbox", || cri.stop_pod_sandbox(pod));
     let st = cri
@@ -304,16 +329,7 @@ fn check_lifecycle(handler: &str) {
     );
 
     // RunPodSandbox: READY, run by the handler asked for, with the CNI's address.
-    let pod = t.time("RunPodSandbox", || cri.run_pod_sandbox(&config, handler));
-    let st = cri
-        .pod_sandbox_status(&pod)
-        .unwrap_or_else(|e| panic!("PodSandboxStatus: {e}"));
-    let status = st.status.clone().expect("PodSandboxStatus without status");
-    assert_eq!(
-        status.state,
-        PodSandboxState::SandboxReady as i32,
-        "{status:?}"
-    );
+    let (pod, st, status) = run_ready_pod(&cri, &mut t, &config, handler);
     // containerd 1.6 predates the status field (CRI 1.27); when set it must match.
     assert!(
         status.runtime_handler.is_empty() || status.runtime_handler == handler,
@@ -512,16 +528,7 @@ fn check_host_network(handler: &str) {
         &parent.0,
         NamespaceMode::Node,
     );
-    let pod = t.time("RunPodSandbox", || cri.run_pod_sandbox(&config, handler));
-    let st = cri
-        .pod_sandbox_status(&pod)
-        .unwrap_or_else(|e| panic!("PodSandboxStatus: {e}"));
-    let status = st.status.clone().expect("PodSandboxStatus without status");
-    assert_eq!(
-        status.state,
-        PodSandboxState::SandboxReady as i32,
-        "{status:?}"
-    );
+    let (pod, st, _) = run_ready_pod(&cri, &mut t, &config, handler);
     let pause = info_pid(&info_json(&st.info));
     let daemon = cd.daemon_pid().expect("containerd runs").as_raw() as u64;
     for kind in ["net", "uts"] {
