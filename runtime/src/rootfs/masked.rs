@@ -156,6 +156,23 @@ fn reopen_mounted(
     Ok(fd)
 }
 
+/// The error of a mount made through `/proc/self/fd/N` (`fd` is open, so that path always
+/// exists on the container's procfs): ENOENT/ENOTDIR means the container's /proc stopped being
+/// that procfs during setup (moved or swapped for a symlink), said as such.
+fn fd_mount_err(field: &str, op: &'static str, path: &Path, e: nix::errno::Errno) -> RootfsError {
+    match e {
+        nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => RootfsError::invalid(
+            field,
+            format!(
+                "{op} {path:?}: the container's \"/proc\" no longer resolves /proc/self/fd \
+                 ({e}): it was moved or replaced during setup; refusing (CVE-2019-19921, \
+                 CVE-2023-27561)"
+            ),
+        ),
+        e => RootfsError::sys(field, op, path, e),
+    }
+}
+
 pub(super) fn readonly_paths(
     root: &RootDir,
     proc: Option<&RootDir>,
@@ -176,7 +193,7 @@ pub(super) fn readonly_paths(
             libc::MS_BIND | libc::MS_REC,
             None,
         )
-        .map_err(|e| RootfsError::sys(&field, "bind-mount", path, e))?;
+        .map_err(|e| fd_mount_err(&field, "bind-mount", path, e))?;
         let bound = reopen_mounted(root, &field, path, fd.as_fd())?;
         // Keep the flags the kernel may have locked (nosuid, nodev, noexec, atime).
         let keep = sys::mount_flags_of(bound.as_fd())
@@ -193,7 +210,7 @@ pub(super) fn readonly_paths(
             keep | libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
             None,
         )
-        .map_err(|e| RootfsError::sys(&field, "remount read-only", path, e))?;
+        .map_err(|e| fd_mount_err(&field, "remount read-only", path, e))?;
     }
     Ok(())
 }
@@ -237,11 +254,11 @@ pub(super) fn mask_paths(
                 libc::MS_RDONLY,
                 None,
             )
-            .map_err(|e| RootfsError::sys(&field, "mount read-only tmpfs over", path, e))?;
+            .map_err(|e| fd_mount_err(&field, "mount read-only tmpfs over", path, e))?;
             reopen_mounted(root, &field, path, fd.as_fd())?;
         } else {
             sys::mount_on_fd(Some(&null_src), fd.as_fd(), None, libc::MS_BIND, None)
-                .map_err(|e| RootfsError::sys(&field, "bind /dev/null over", path, e))?;
+                .map_err(|e| fd_mount_err(&field, "bind /dev/null over", path, e))?;
             let masked = reopen_mounted(root, &field, path, fd.as_fd())?;
             let st = stat::fstat(&masked).map_err(|e| RootfsError::sys(&field, "stat", path, e))?;
             if !is_dev_null(&st) {
