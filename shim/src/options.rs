@@ -287,7 +287,7 @@ fn toml_message(body: &str, e: &toml::de::Error) -> String {
 fn systemd_unsupported(key: &str) -> OptionsError {
     OptionsError::Unsupported(format!(
         "{key}: the systemd cgroup driver is not supported by myrt yet; set it to false and \
-         give cgroupsPath as a plain path"
+         give cgroupsPath as a plain path (kubelet: cgroupDriver: cgroupfs)"
     ))
 }
 

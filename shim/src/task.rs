@@ -116,7 +116,12 @@ impl TaskService {
         match tokio::spawn(f(self.shared.clone())).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                warn!("{method}: {e}");
+                // containerd kills every finished exec (ExecSync) and expects NOT_FOUND: routine.
+                if e.code() == Code::NOT_FOUND {
+                    debug!("{method}: {e}");
+                } else {
+                    warn!("{method}: {e}");
+                }
                 Err(e.into())
             }
             Err(join) => {

@@ -269,7 +269,7 @@ impl Containerd {
             .unwrap_or_else(|e| panic!("cannot build containerd's PATH: {e}"));
         let child = Command::new(&containerd)
             .arg("--config")
-            .arg(self.path.join("config.toml"))
+            .arg(self.config_path())
             .env("PATH", path_env)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -668,6 +668,24 @@ impl Containerd {
     /// makes are random, so parallel instances under one /run/containerd tmpfs do not collide.
     #[track_caller]
     pub fn start_cri() -> Containerd {
+        Containerd::start_cri_with_options("")
+    }
+
+    /// [`Containerd::start_cri`] with `myrt_options`, TOML `key = value` lines (e.g.
+    /// `ConfigPath = "/x/myrt.toml"`), as the `options` table of handler `myrt`
+    /// (`MYRT_CRI_MYRT_OPTIONS` of `scripts/containerd.sh config-cri`). CRI sends them to the
+    /// shim as `runtimeoptions.v1.Options`: containerd 1.6 only its `ConfigPath` (and
+    /// `TypeUrl`), 1.7+ also the whole table as `config_body` when there is no `ConfigPath`.
+    /// Empty: no table, no options.
+    #[track_caller]
+    pub fn start_cri_with_options(myrt_options: &str) -> Containerd {
+        Containerd::start_cri_with_config_env(&[("MYRT_CRI_MYRT_OPTIONS", myrt_options)])
+    }
+
+    /// [`Containerd::start_cri`] with environment variables for `scripts/containerd.sh
+    /// config-cri` (`MYRT_CRI_MYRT_OPTIONS`, `MYRT_CRI_MYRT_SECTION`: see that script).
+    #[track_caller]
+    pub fn start_cri_with_config_env(vars: &[(&str, &str)]) -> Containerd {
         assert!(
             is_isolated(),
             "Containerd::start_cri() outside a private mount + pid namespace: \
@@ -691,7 +709,8 @@ impl Containerd {
             Command::new(paths::scripts_dir().join("containerd.sh"))
                 .arg("config-cri")
                 .arg(&path)
-                .env("MYRT_CONTAINERD", paths::containerd_binary()),
+                .env("MYRT_CONTAINERD", paths::containerd_binary())
+                .envs(vars.iter().copied()),
             CTR_TIMEOUT,
         )
         .ok();
@@ -719,6 +738,12 @@ impl Containerd {
             list.stdout.lines().any(|l| l.trim() == reference),
             "importing {archive} did not create {reference}: {list}"
         );
+    }
+
+    /// The config.toml the daemon runs with (for a CRI instance: the plugin tables of
+    /// `scripts/containerd.sh config-cri`, which differ between 1.x and 2.x).
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join("config.toml")
     }
 
     /// The daemon's pid while it runs (e.g. to compare a pod's namespaces with its own).

@@ -477,3 +477,353 @@ pub fn remove_cgroup_parent(parent: &str) {
         }
     }
 }
+
+// ---- scaffolding shared by the CRI suites (tests/tests/cri_*.rs) ----
+
+/// How long the CRI suites wait for something to settle (an exit, a status, a shim to go).
+pub const SETTLE: Duration = Duration::from_secs(20);
+
+/// One test per handler (`myrt`, `runc`) running the same check, each isolated (private mount +
+/// pid namespace) and selectable with `MYRT_CRI_HANDLERS` (see [`selected`]).
+#[macro_export]
+macro_rules! per_handler {
+    ($check:ident, $myrt:ident, $runc:ident) => {
+        #[test]
+        fn $myrt() {
+            if $crate::isolate() && $crate::cri::selected("myrt") {
+                $check("myrt");
+            }
+        }
+
+        #[test]
+        fn $runc() {
+            if $crate::isolate() && $crate::cri::selected("runc") {
+                $check("runc");
+            }
+        }
+    };
+}
+
+/// False (after a loud SKIP) when `MYRT_CRI_HANDLERS` (a comma list, default `myrt,runc`)
+/// leaves `handler` out.
+pub fn selected(handler: &str) -> bool {
+    let list = std::env::var("MYRT_CRI_HANDLERS").unwrap_or_default();
+    let on = list.trim().is_empty() || list.split(',').any(|h| h.trim() == handler);
+    if !on {
+        eprintln!("SKIP: handler {handler} is not in MYRT_CRI_HANDLERS={list}");
+    }
+    on
+}
+
+/// A pod's cgroup parent, removed when the test ends, passed or not.
+pub struct CgroupParent(pub String);
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        remove_cgroup_parent(&self.0);
+    }
+}
+
+/// The shared start of a CRI test: a cgroup parent, containerd with CRI (dirs `pod-logs/` and
+/// `share/` made in its temp dir), a client that sees both images. Bind them in this order so
+/// the parent is removed last, after Containerd's drop has killed whatever a failed test left.
+#[track_caller]
+pub fn setup() -> (CgroupParent, crate::Containerd, Cri) {
+    let cd = crate::Containerd::start_cri();
+    let cri = Cri::connect(&cd.address());
+    cri.wait_images(&[crate::PAUSE_REF, crate::IMAGE_REF], SETTLE);
+    let v = cri.version().unwrap_or_else(|e| panic!("Version: {e}"));
+    assert_eq!(v.runtime_name, "containerd", "{v:?}");
+    assert_eq!(v.runtime_api_version, "v1", "{v:?}");
+    let name = cd
+        .dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = CgroupParent(format!("/myrt-cri/{name}"));
+    for sub in ["pod-logs", "share"] {
+        fs::create_dir_all(cd.dir().join(sub))
+            .unwrap_or_else(|e| panic!("create {}: {e}", cd.dir().join(sub).display()));
+    }
+    (parent, cd, cri)
+}
+
+/// `info["pid"]` of a verbose status (see [`info_json`]).
+#[track_caller]
+pub fn info_pid(info: &serde_json::Value) -> u64 {
+    let pid = info["pid"].as_u64().unwrap_or(0);
+    assert!(pid > 0, "verbose info without a pid: {info}");
+    pid
+}
+
+/// A `Name:` field of /proc/PID/status (e.g. PPid, NSpid), `None` once the process is gone.
+pub fn status_field(pid: u64, name: &str) -> Option<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().to_string())
+}
+
+/// Whether PID runs (exists and is no zombie).
+pub fn alive(pid: u64) -> bool {
+    status_field(pid, "State").is_some_and(|s| !s.starts_with('Z') && !s.starts_with('X'))
+}
+
+/// Waits until PID is gone or a zombie; panics naming `what` after [`SETTLE`].
+#[track_caller]
+pub fn wait_gone(pid: u64, what: &str) {
+    let deadline = Instant::now() + SETTLE;
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} (pid {pid}) still runs {SETTLE:?} later"
+        );
+        thread::sleep(POLL);
+    }
+}
+
+/// Panics listing the mounts left under `dir` (e.g. a containerd's temp dir).
+#[track_caller]
+pub fn assert_no_mounts_under(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
+    let left: Vec<String> = crate::containerd::mount_points()
+        .into_iter()
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "mounts left under {prefix}: {left:?}");
+}
+
+/// A kubelet-style volume: `host` at `container`, private propagation, read-only or not.
+pub fn volume(host: &Path, container: &str, readonly: bool) -> api::Mount {
+    api::Mount {
+        container_path: container.to_string(),
+        host_path: host.to_string_lossy().into_owned(),
+        readonly,
+        propagation: api::MountPropagation::PropagationPrivate as i32,
+        ..Default::default()
+    }
+}
+
+// ---- pods and containers for the CRI suites: running, waiting, inspecting, removing ----
+
+/// How long an ExecSync of the suites may run.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The outcome of one ExecSync, streams as text.
+#[derive(Debug)]
+pub struct Exec {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+}
+
+/// ExecSync `sh -c script` in container `id`; panics when the call itself fails.
+#[track_caller]
+pub fn sh(cri: &Cri, id: &str, script: &str) -> Exec {
+    let r = cri
+        .exec_sync(id, &["/bin/sh", "-c", script], EXEC_TIMEOUT)
+        .unwrap_or_else(|e| panic!("ExecSync {script:?} in {id}: {e}"));
+    Exec {
+        code: r.exit_code,
+        out: String::from_utf8_lossy(&r.stdout).into_owned(),
+        err: String::from_utf8_lossy(&r.stderr).into_owned(),
+    }
+}
+
+/// A running pod: its id, the config kubelet sends again, the pause pid and its shim's pid.
+pub struct Pod {
+    pub id: String,
+    pub config: api::PodSandboxConfig,
+    pub pause: u64,
+    pub shim: u64,
+}
+
+/// RunPodSandbox; the pod must be READY, its pause a child of a shim.
+#[track_caller]
+pub fn run_pod(cri: &Cri, config: api::PodSandboxConfig, handler: &str) -> Pod {
+    let id = cri
+        .run_pod_sandbox(&config, handler)
+        .unwrap_or_else(|e| panic!("RunPodSandbox with handler {handler}: {e}"));
+    let st = cri
+        .pod_sandbox_status(&id)
+        .unwrap_or_else(|e| panic!("PodSandboxStatus: {e}"));
+    assert_eq!(
+        st.status.as_ref().map(|s| s.state),
+        Some(api::PodSandboxState::SandboxReady as i32),
+        "{st:?}"
+    );
+    let pause = info_pid(&info_json(&st.info));
+    let shim = ppid(pause).unwrap_or_else(|| panic!("the pause (pid {pause}) has no parent"));
+    Pod {
+        id,
+        config,
+        pause,
+        shim,
+    }
+}
+
+/// The parent pid of PID, `None` once it is gone.
+pub fn ppid(pid: u64) -> Option<u64> {
+    status_field(pid, "PPid")?.parse().ok()
+}
+
+/// CreateContainer + StartContainer; the container's id and pid.
+#[track_caller]
+pub fn start_app(cri: &Cri, pod: &Pod, config: &api::ContainerConfig) -> (String, u64) {
+    let id = cri
+        .create_container(&pod.id, config, &pod.config)
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}"));
+    cri.start_container(&id)
+        .unwrap_or_else(|e| panic!("StartContainer: {e}"));
+    let cs = cri
+        .container_status(&id)
+        .unwrap_or_else(|e| panic!("ContainerStatus: {e}"));
+    (id, info_pid(&info_json(&cs.info)))
+}
+
+/// ContainerStatus of `id` (its status part); panics when the call fails.
+#[track_caller]
+pub fn container_status(cri: &Cri, id: &str) -> api::ContainerStatus {
+    cri.container_status(id)
+        .unwrap_or_else(|e| panic!("ContainerStatus {id}: {e}"))
+        .status
+        .unwrap_or_else(|| panic!("ContainerStatus {id} without status"))
+}
+
+/// Polls api::ContainerStatus until the container has exited; its first EXITED status.
+#[track_caller]
+pub fn wait_exited(cri: &Cri, id: &str) -> api::ContainerStatus {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let s = container_status(cri, id);
+        if s.state == api::ContainerState::ContainerExited as i32 {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container {id} has not exited {SETTLE:?} later: {s:?}"
+        );
+        thread::sleep(POLL);
+    }
+}
+
+/// Live children of `pid` (no zombies).
+pub fn children(pid: u64) -> std::collections::BTreeSet<u64> {
+    let want = pid.to_string();
+    fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+                .filter(|p| status_field(*p, "PPid").as_deref() == Some(want.as_str()))
+                .filter(|p| alive(*p))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the shim's children are exactly `want` (a failed container's processes gone).
+#[track_caller]
+pub fn wait_children(shim: u64, want: &[u64]) {
+    let want: std::collections::BTreeSet<u64> = want.iter().copied().collect();
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let seen = children(shim);
+        if seen == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shim (pid {shim}) has children {seen:?} {SETTLE:?} later, want {want:?}"
+        );
+        thread::sleep(POLL);
+    }
+}
+
+/// Stops and removes the containers and the pod; no shim and no mount of this containerd left.
+#[track_caller]
+pub fn teardown(cd: &crate::Containerd, cri: &Cri, pod: &Pod, containers: &[&str]) {
+    teardown_pod(cri, pod, containers);
+    cd.wait_no_shims(SETTLE);
+    assert_no_mounts_under(cd.dir());
+}
+
+/// StopContainer (no grace: SIGKILL at once) + RemoveContainer of `containers`, then
+/// StopPodSandbox + RemovePodSandbox.
+#[track_caller]
+pub fn teardown_pod(cri: &Cri, pod: &Pod, containers: &[&str]) {
+    for id in containers {
+        cri.stop_container(id, Duration::ZERO)
+            .unwrap_or_else(|e| panic!("StopContainer {id}: {e}"));
+        cri.remove_container(id)
+            .unwrap_or_else(|e| panic!("RemoveContainer {id}: {e}"));
+    }
+    cri.stop_pod_sandbox(&pod.id)
+        .unwrap_or_else(|e| panic!("StopPodSandbox: {e}"));
+    wait_gone(pod.pause, "the pause after StopPodSandbox");
+    cri.remove_pod_sandbox(&pod.id)
+        .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}"));
+}
+
+/// The major version of the containerd behind `cri` (`runtime_version` "v2.1.9" or "1.6.20").
+#[track_caller]
+pub fn containerd_major(cri: &Cri) -> u32 {
+    let v = cri
+        .version()
+        .unwrap_or_else(|e| panic!("Version: {e}"))
+        .runtime_version;
+    v.trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("containerd version {v:?} has no major number"))
+}
+
+/// A container config with a Linux section (resources, security context).
+pub fn with_linux(
+    mut c: api::ContainerConfig,
+    resources: Option<api::LinuxContainerResources>,
+    security: Option<api::LinuxContainerSecurityContext>,
+) -> api::ContainerConfig {
+    c.linux = Some(api::LinuxContainerConfig {
+        resources,
+        security_context: security,
+    });
+    c
+}
+
+/// One line of /proc/PID/mountinfo.
+#[derive(Debug)]
+pub struct MountEntry {
+    pub point: String,
+    /// Per-mount options (`rw`/`ro`, nosuid, ...).
+    pub opts: Vec<String>,
+    pub fstype: String,
+}
+
+pub fn mountinfo(pid: u64) -> Vec<MountEntry> {
+    let raw = fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/mountinfo: {e}"));
+    raw.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some(MountEntry {
+                point: f.get(4)?.replace("\\040", " "),
+                opts: f.get(5)?.split(',').map(str::to_string).collect(),
+                fstype: f.get(sep + 1)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The topmost mount at `point`; panics when there is none.
+#[track_caller]
+pub fn mount_at<'a>(mounts: &'a [MountEntry], point: &str) -> &'a MountEntry {
+    mounts
+        .iter()
+        .rev()
+        .find(|m| m.point == point)
+        .unwrap_or_else(|| panic!("no mount at {point} in the container: {mounts:#?}"))
+}

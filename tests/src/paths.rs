@@ -74,3 +74,23 @@ pub fn daemon_path() -> Vec<PathBuf> {
     }
     dirs
 }
+
+/// `(major, minor)` of [`containerd_binary`], from `containerd --version`
+/// ("containerd github.com/containerd/containerd/v2 2.1.9~ds1 ..."). Panics when it cannot be
+/// run or read: every e2e test needs that binary anyway.
+#[track_caller]
+pub fn containerd_version() -> (u32, u32) {
+    let bin = containerd_binary();
+    let out = std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} --version: {e}", bin.display()));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = text.split_whitespace().nth(2).unwrap_or_default();
+    let mut parts = version.trim_start_matches('v').split(['.', '~', '-']);
+    let mut next = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (next(), next()) {
+        (Some(major), Some(minor)) => (major, minor),
+        _ => panic!("cannot read the version of {} from {text:?}", bin.display()),
+    }
+}

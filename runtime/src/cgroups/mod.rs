@@ -72,7 +72,7 @@ pub enum CgroupError {
     },
     #[error("cgroups path {path:?}: {reason}")]
     InvalidPath { path: String, reason: String },
-    #[error("cgroups path {path:?}: systemd cgroup driver is not supported yet; use a path like /myrt/<id>")]
+    #[error("cgroups path {path:?}: systemd cgroup driver is not supported yet; use a path like /myrt/<id> (kubelet: cgroupDriver: cgroupfs)")]
     Systemd { path: String },
     #[error("probe {path}: {reason}")]
     Probe { path: PathBuf, reason: String },
