@@ -54,7 +54,7 @@ PLAN=(
     "e2e_shim_cgroup"
     "e2e_checkpoint restore_continues_the_counter leave_running_checkpoint shim_checkpoint_without_options"
     "e2e_ctr pause_and_resume kill_all ps_lists exec_from_image exit_codes_from_image echo_from_rootfs bad_input_in_a_shared_shim"
-    "cri_pod lifecycle_myrt host_network_myrt"
+    "cri_pod lifecycle_myrt host_network_myrt stats_and_update_myrt"
     "cri_kubelet kubelet_mounts_myrt oom_killed_myrt containerd_restart_myrt"
 )
 

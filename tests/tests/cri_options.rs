@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use myrt_tests::cri::api::NamespaceMode;
-use myrt_tests::cri::{pod_config, remove_cgroup_parent, Cri};
+use myrt_tests::cri::{pod_config, remove_cgroup_parent, CgroupParent, Cri};
 use myrt_tests::paths::containerd_version;
 use myrt_tests::{isolate, Containerd, IMAGE_REF, PAUSE_REF};
 
@@ -34,12 +34,7 @@ fn run_pod(cd: &Containerd, cri: &Cri, name: &str) -> Result<String, tonic::Stat
 
 /// The pods' cgroup parent, unique to this containerd instance.
 fn parent(cd: &Containerd) -> String {
-    let name = cd
-        .dir()
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("/myrt-cri/{name}")
+    CgroupParent::path_for(cd)
 }
 
 fn start(options: &str) -> (Containerd, Cri) {
