@@ -4,6 +4,7 @@
 mod container;
 mod events;
 mod io;
+mod logger;
 mod metrics;
 mod oom;
 mod options;

@@ -138,6 +138,12 @@ impl Shim for Service {
         if let Ok(level) = std::env::var(LOG_LEVEL_ENV) {
             config.default_log_level = level;
         }
+        if !args.socket.is_empty() {
+            // The server: our own logger on the bundle's fifo instead of the crate's.
+            config.no_setup_logger = true;
+            // Without the fifo there is nowhere to say so (stderr is /dev/null); serve anyway.
+            let _ = crate::logger::init(args.debug, &config.default_log_level);
+        }
         let bundle = if args.bundle.is_empty() {
             std::env::current_dir().unwrap_or_default()
         } else {

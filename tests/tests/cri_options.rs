@@ -99,6 +99,26 @@ fn options_file_from_config_path() {
         file.display(),
         state.display()
     );
+    // LogLevel = "debug" from the same file: the shim's debug lines reach containerd's log
+    // (containerd itself logs at info), one line per record, no blank line after it.
+    let log = fs::read_to_string(cd.log_path()).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let debug: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("level=debug msg=\"Create\""))
+        .collect();
+    assert!(
+        !debug.is_empty(),
+        "no shim debug line (msg=\"Create\") in {}:\n{}",
+        cd.log_path().display(),
+        cd.log_tail(30)
+    );
+    for i in debug {
+        assert!(
+            lines.get(i + 1).is_none_or(|next| !next.trim().is_empty()),
+            "a blank line follows the shim's log line {:?}",
+            lines[i]
+        );
+    }
     remove_pod(&cd, &cri, &pod, Some(&state));
 }
 

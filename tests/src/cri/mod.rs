@@ -15,6 +15,7 @@ pub mod cgroup;
 pub mod config;
 pub mod pod;
 pub mod process;
+pub mod stream;
 
 pub use cgroup::{cgroup_value, is_unified, remove_cgroup_parent, CgroupParent};
 pub use config::{container_config, pod_config, pod_spec, read_log, volume, with_linux, LogLine};
@@ -27,6 +28,7 @@ pub use process::{
     alive, assert_no_mounts_of, assert_no_mounts_under, children, info_pid, mount_at, mountinfo,
     ns_link, pids, ppid, settle, status_field, wait_children, wait_gone, MountEntry,
 };
+pub use stream::{Session, StreamOpts, V4, V5};
 
 use std::collections::HashMap;
 use std::future::Future;
