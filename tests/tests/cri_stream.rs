@@ -21,12 +21,18 @@ use myrt_tests::{per_handler, Containerd, IMAGE_REF};
 #[track_caller]
 fn host_pod(what: &str, handler: &str) -> (myrt_tests::cri::CgroupParent, Containerd, Cri, Pod) {
     let (parent, cd, cri) = setup();
-    let config = pod_spec(&format!("{what}-{handler}"), &cd, &parent, NamespaceMode::Node);
+    let config = pod_spec(
+        &format!("{what}-{handler}"),
+        &cd,
+        &parent,
+        NamespaceMode::Node,
+    );
     let pod = run_pod(&cri, config, handler);
     (parent, cd, cri, pod)
 }
 
-/// Opens a session on `url`, which must speak `want` and say it is ready.
+/// Opens a session on `url` offering the protocols `offer` (preferred first); the server must
+/// say it is ready.
 #[track_caller]
 fn open(url: &str, offer: &[&str]) -> Session {
     let mut s = Session::open(url, offer);
@@ -119,10 +125,14 @@ fn check_exec_pipes(handler: &str) {
         s.read_until(SETTLE, |s| s.stdout == b"data-1\n"),
         "stdin did not come back on stdout: {s:?}"
     );
+    eprintln!("stdin close: the stream server speaks {}", s.protocol);
     if s.protocol == V5 {
         s.close_stdin();
         s.wait_closed(SETTLE);
-        assert_eq!((s.stdout_text(), s.stderr_text()), ("data-1\n".into(), "done\n".into()));
+        assert_eq!(
+            (s.stdout_text(), s.stderr_text()),
+            ("data-1\n".into(), "done\n".into())
+        );
         assert_eq!(s.exit_code(), 0, "{s:?}");
     } else {
         assert_eq!(s.protocol, V4, "{s:?}");
