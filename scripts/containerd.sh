@@ -8,7 +8,8 @@
 #   containerd.sh config DIR   only write DIR/config.toml (the Rust test harness starts containerd
 #                              itself, as its own child, from this config)
 #   containerd.sh config-cri DIR   the same with the CRI plugin and a CNI network (see write_cri_config;
-#                              $MYRT_CRI_MYRT_OPTIONS: the options table of handler myrt)
+#                              $MYRT_CRI_MYRT_OPTIONS: the options table of handler myrt;
+#                              $MYRT_CRI_EXTRA: more tables of the CRI runtime plugin)
 #   containerd.sh env DIR      print `export CONTAINERD_ADDRESS=...` for a shell to eval
 #
 # containerd finds shims on PATH (1.6.20 ignores runtime_path), so the directory holding
@@ -164,6 +165,26 @@ myrt_options() {
     done <<<"${MYRT_CRI_MYRT_OPTIONS:-}"
 }
 
+# $MYRT_CRI_EXTRA placed under the CRI runtime plugin's table $1: each `[name]` header becomes
+# `[$1.name]`, other lines stay. A key before the first header, or an absolute or array header,
+# would land in another table: refused.
+cri_extra() {
+    local line header='' re='^[[:space:]]*\[([A-Za-z0-9_."-]+)\][[:space:]]*$'
+    while IFS= read -r line; do
+        if [[ "$line" =~ ^[[:space:]]*(#.*)?$ ]]; then
+            continue
+        elif [[ "$line" =~ $re && "${BASH_REMATCH[1]}" != plugins.* ]]; then
+            header=1
+            printf '  [%s.%s]\n' "$1" "${BASH_REMATCH[1]}"
+        elif [[ -n "$header" && ! "$line" =~ ^[[:space:]]*\[ ]]; then
+            printf '%s\n' "$line"
+        else
+            echo "containerd.sh: MYRT_CRI_EXTRA: want [tables] relative to $1 first: $line" >&2
+            exit 2
+        fi
+    done <<<"${MYRT_CRI_EXTRA:-}"
+}
+
 # CRI mode (`config-cri DIR`, the Kubernetes tests in tests/tests/cri_*.rs): the config above with
 # the CRI plugin enabled; handlers `runc` (default) and `myrt`; the local pause image as sandbox
 # image (tests/src/image.rs imports it into namespace k8s.io); pod netns mounts, CRI state and
@@ -177,6 +198,10 @@ myrt_options() {
 # table as TOML, when there is no ConfigPath). Empty: no options table, CRI sends no options.
 # $MYRT_CRI_MYRT_SECTION: instead of the generated handler `myrt`, this TOML text verbatim at the
 # end of the config (the handler's tables as a user writes them; with the options above unset).
+# $MYRT_CRI_EXTRA: TOML tables whose headers are relative to the CRI runtime plugin's table
+# (1.x: plugins."io.containerd.grpc.v1.cri", 2.x: plugins."io.containerd.cri.v1.runtime"), e.g.
+# another handler: `[containerd.runtimes.crun]` `runtime_type = "io.containerd.runc.v2"`
+# `[containerd.runtimes.crun.options]` `BinaryName = "/usr/bin/crun"` (scripts/bench-cri.sh).
 #
 # The same settings on every version; the tables differ:
 #   1.x (config version 2): everything under plugins."io.containerd.grpc.v1.cri".
@@ -185,7 +210,7 @@ myrt_options() {
 #       plugins."io.containerd.cri.v1.runtime"; only the stream server stays in
 #       plugins."io.containerd.grpc.v1.cri". Pods need the podsandbox controller plugins.
 write_cri_config() {
-    local version major minor options sandbox_image cri images runtime cni_bin sandboxer=
+    local version major minor options sandbox_image cri images runtime cni_bin extra sandboxer=
     version=$(containerd_version)
     major=${version%%.*}
     minor=${version#*.}
@@ -257,6 +282,8 @@ EOF
     $cni_bin
     conf_dir = "$dir/cni/net.d"
 EOF
+    extra=$(cri_extra "$runtime")
+    [ -z "$extra" ] || printf '\n  # MYRT_CRI_EXTRA\n%s\n' "$extra" >>"$dir/config.toml"
     # The handler's tables exactly as a user writes them (docs/kubernetes.md's snippets).
     if [ -n "${MYRT_CRI_MYRT_SECTION:-}" ]; then
         printf '\n# MYRT_CRI_MYRT_SECTION\n%s\n' "$MYRT_CRI_MYRT_SECTION" >>"$dir/config.toml"
