@@ -74,6 +74,9 @@ elif mountpoint -q /sys/fs/cgroup/unified; then
     # crun 1.8 refuses cgroup v1 "hybrid" hosts: hide the cgroup2 mount for all runtimes alike,
     # as bench-start.sh does.
     umount -l /sys/fs/cgroup/unified
+    # An empty tmpfs in its place: with only the bare directory of the host's /sys/fs/cgroup
+    # tmpfs left, crun writes cgroup dirs there, onto the host.
+    mount -t tmpfs -o mode=0755,size=1m tmpfs /sys/fs/cgroup/unified
     crun_note="[cgroup2 mount /sys/fs/cgroup/unified hidden for all runtimes]"
 fi
 

@@ -41,6 +41,9 @@ mount -t tmpfs -o mode=0711 tmpfs /run/containerd
 hidden=""
 if [ "${BENCH_HIDE_CGROUP2:-1}" = 1 ] && mountpoint -q /sys/fs/cgroup/unified; then
     umount -l /sys/fs/cgroup/unified
+    # An empty tmpfs in its place: with only the bare directory of the host's /sys/fs/cgroup
+    # tmpfs left, crun writes cgroup dirs there, onto the host.
+    mount -t tmpfs -o mode=0755,size=1m tmpfs /sys/fs/cgroup/unified
     hidden=" [cgroup2 mount /sys/fs/cgroup/unified hidden]"
 fi
 
