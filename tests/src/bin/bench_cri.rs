@@ -12,7 +12,6 @@
 //! `MYRT_BIN_DIR`, `MYRT_CONTAINERD`, `MYRT_IMAGE_DIR`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,23 +62,14 @@ const NETNS_CALLS: &[&str] = &[
 ];
 
 /// Why a handler stopped being measured.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum BenchError {
     /// A CRI call answered an error.
+    #[error("{call}: {:?}: {}", status.code(), status.message())]
     Call { call: &'static str, status: Status },
     /// A call succeeded but did not do its job.
+    #[error("{0}")]
     Check(String),
-}
-
-impl fmt::Display for BenchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BenchError::Call { call, status } => {
-                write!(f, "{call}: {:?}: {}", status.code(), status.message())
-            }
-            BenchError::Check(what) => f.write_str(what),
-        }
-    }
 }
 
 /// The settings of one run.
