@@ -40,19 +40,6 @@ containerd=${MYRT_CONTAINERD:-/usr/bin/containerd}
 case $containerd in */*) ;; *) containerd=$(command -v "$containerd" || echo "$containerd") ;; esac
 ctr=$(dirname "$containerd")/ctr
 [ -x "$ctr" ] || ctr=ctr
-# "containerd github.com/containerd/containerd[/v2] 1.6.20~ds1 ...": 1 or 2.
-containerd_major() {
-    local v
-    v=$("$containerd" --version 2>/dev/null | awk '{ print $3 }')
-    v=${v#v}
-    case $v in
-    [0-9]*) echo "${v%%.*}" ;;
-    *)
-        echo "containerd.sh: cannot read the version of $containerd (set MYRT_CONTAINERD)" >&2
-        exit 1
-        ;;
-    esac
-}
 
 bin_dir() {
     if [ -n "${MYRT_BIN_DIR:-}" ]; then
@@ -78,18 +65,32 @@ running_pid() {
     echo "$pid"
 }
 
-# "1.6.20", "2.1.9", ... of $containerd.
+# "1.6.20", "2.1.9", ... of $containerd ("containerd github.com/containerd/containerd[/v2]
+# 1.6.20~ds1 ...").
 containerd_version() {
     local v
     v=$("$containerd" --version 2>/dev/null | awk '{ print $3 }')
     v=${v#v}
-    echo "${v%%[~+-]*}"
+    case $v in
+    [0-9]*) echo "${v%%[~+-]*}" ;;
+    *)
+        echo "containerd.sh: cannot read the version of $containerd (set MYRT_CONTAINERD)" >&2
+        exit 1
+        ;;
+    esac
+}
+
+# 1 or 2.
+containerd_major() {
+    local v
+    v=$(containerd_version) || exit 1
+    echo "${v%%.*}"
 }
 
 # DIR/config.toml; `write_config cri` keeps the CRI plugins (and what they need) enabled.
 write_config() {
     local mode=${1:-plain} major config_version disabled
-    major=$(containerd_major)
+    major=$(containerd_major) || exit 1
     if [ "$major" -ge 2 ]; then
         # 2.x reads version 2 too (migrated in memory); 3 is its own. CRI is split into
         # several plugins there, and NRI is on by default with a host-wide socket
@@ -211,7 +212,7 @@ cri_extra() {
 #       plugins."io.containerd.grpc.v1.cri". Pods need the podsandbox controller plugins.
 write_cri_config() {
     local version major minor options sandbox_image cri images runtime cni_bin extra sandboxer=
-    version=$(containerd_version)
+    version=$(containerd_version) || exit 1
     major=${version%%.*}
     minor=${version#*.}
     minor=${minor%%.*}

@@ -26,9 +26,9 @@ use myrt_tests::cri::api::{
 };
 use myrt_tests::cri::{
     assert_keeper_serves, assert_no_mounts_of, assert_no_mounts_under, assert_pod_serves,
-    container_config, container_status, containerd_major, info_json, info_pid, pod_spec, run_pod,
-    settle, setup, sh, start_app, start_keeper, teardown, teardown_pod, wait_children, wait_gone,
-    with_linux, write, Cri, Pod, KEEPER,
+    container_config, container_status, info_json, info_pid, pod_spec, run_pod, settle, setup, sh,
+    start_app, start_keeper, teardown, teardown_pod, wait_children, wait_gone, with_linux, write,
+    Cri, Pod, KEEPER,
 };
 use myrt_tests::{per_handler, IMAGE_REF};
 use nix::sys::signal::Signal;
@@ -324,7 +324,7 @@ fn check_dead_sandbox(handler: &str) {
     assert_keeper_serves(&cri, &pod, &keeper, keeper_pid);
     wait_children(pod.shim, &[keeper_pid]);
     assert_no_mounts_of(&cd, &early);
-    if handler == "runc" && containerd_major(&cri) >= 2 {
+    if handler == "runc" && myrt_tests::paths::containerd_version().0 >= 2 {
         // containerd 2.x drops its connection to the runc shim when the pause dies ("cleaning
         // up dead shim") and never asks that shim to shut down: it outlives the pod, idle.
         // Everything else must still go.

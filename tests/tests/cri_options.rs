@@ -26,15 +26,10 @@ fn run_pod(cd: &Containerd, cri: &Cri, name: &str) -> Result<String, tonic::Stat
         name,
         &format!("uid-{name}-{}", std::process::id()),
         &cd.dir().join("pod-logs"),
-        &parent(cd),
+        &CgroupParent::path_for(cd),
         NamespaceMode::Node,
     );
     cri.run_pod_sandbox(&config, "myrt")
-}
-
-/// The pods' cgroup parent, unique to this containerd instance.
-fn parent(cd: &Containerd) -> String {
-    CgroupParent::path_for(cd)
 }
 
 fn start(options: &str) -> (Containerd, Cri) {
@@ -59,7 +54,7 @@ fn remove_pod(cd: &Containerd, cri: &Cri, pod: &str, state: Option<&Path>) {
             state.display()
         );
     }
-    remove_cgroup_parent(&parent(cd));
+    remove_cgroup_parent(&CgroupParent::path_for(cd));
 }
 
 /// A temp dir for option files and state roots, outside containerd's own dir so its path is

@@ -20,9 +20,9 @@ pub mod stream;
 pub use cgroup::{cgroup_value, is_unified, remove_cgroup_parent, CgroupParent};
 pub use config::{container_config, pod_config, pod_spec, read_log, volume, with_linux, LogLine};
 pub use pod::{
-    assert_keeper_serves, assert_pod_serves, assert_pod_state, container_status, containerd_major,
-    run_pod, selected, setup, sh, start_app, start_keeper, teardown, teardown_pod, wait_exited,
-    write, Exec, Pod, EXEC_TIMEOUT, KEEPER,
+    assert_keeper_serves, assert_pod_serves, assert_pod_state, container_status, run_pod, selected,
+    setup, sh, start_app, start_keeper, teardown, teardown_pod, wait_exited, write, Exec, Pod,
+    EXEC_TIMEOUT, KEEPER,
 };
 pub use process::{
     alive, assert_no_mounts_of, assert_no_mounts_under, children, info_pid, mount_at, mountinfo,

@@ -68,20 +68,6 @@ pub fn setup() -> (CgroupParent, Containerd, Cri) {
     (parent, cd, cri)
 }
 
-/// The major version of the containerd behind `cri` (`runtime_version` "v2.1.9" or "1.6.20").
-#[track_caller]
-pub fn containerd_major(cri: &Cri) -> u32 {
-    let v = cri
-        .version()
-        .unwrap_or_else(|e| panic!("Version: {e}"))
-        .runtime_version;
-    v.trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("containerd version {v:?} has no major number"))
-}
-
 /// The latency of each CRI call of one pod's life, printed as one row of a table.
 struct Timings {
     /// `handler/pod kind`, the row's label.
