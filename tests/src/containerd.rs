@@ -6,6 +6,7 @@
 //! each instance gets its own namespace, named after its unique temp dir, and the isolated test
 //! process mounts a private tmpfs over /run/containerd first.
 
+use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -96,6 +97,17 @@ pub fn mount_points() -> Vec<String> {
                 .replace("\\012", "\n")
                 .replace("\\134", "\\")
         })
+        .collect()
+}
+
+/// The mount points below `dir` (not `dir` itself). Tests that run at once share this mount
+/// namespace, so each compares only its own containerd's mounts (the CRI configs put netns and
+/// shm mounts under the state dir).
+pub fn mounts_under(dir: &Path) -> BTreeSet<String> {
+    let prefix = format!("{}/", dir.display());
+    mount_points()
+        .into_iter()
+        .filter(|m| m.starts_with(&prefix))
         .collect()
 }
 
@@ -592,11 +604,7 @@ impl Containerd {
     }
 
     fn unmount_all(&self) {
-        let prefix = format!("{}/", self.path.display());
-        let mut points: Vec<String> = mount_points()
-            .into_iter()
-            .filter(|m| m.starts_with(&prefix))
-            .collect();
+        let mut points: Vec<String> = mounts_under(&self.path).into_iter().collect();
         // Deepest first.
         points.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in points {

@@ -13,12 +13,11 @@
 //! `dead_sandbox_*` and `unknown_sysctl_*` (its failing pods) need the CNI bridge (a network
 //! namespace of the pod's own); the others run host-network pods.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use myrt_runtime::Pid;
-use myrt_tests::containerd::mount_points;
+use myrt_tests::containerd::mounts_under;
 use myrt_tests::cri::api::security_profile::ProfileType;
 use myrt_tests::cri::api::{
     ContainerConfig, ContainerState, LinuxContainerSecurityContext, NamespaceMode, NamespaceOption,
@@ -412,7 +411,7 @@ fn check_unknown_sysctl(handler: &str) {
     );
     let (keeper, keeper_pid) = start_keeper(&cri, &good);
     let shims_before = cd.shim_pids();
-    let mounts_before: BTreeSet<String> = mount_points().into_iter().collect();
+    let mounts_before = mounts_under(cd.dir());
 
     // kernel.*: outside every namespace the pod has, refused before anything is written.
     // net.ipv4.*: in the pod's own netns, so it passes that check and the write fails.
@@ -435,7 +434,7 @@ fn check_unknown_sysctl(handler: &str) {
         // Nothing of the failed pod is left: its shim exits, its netns and shm mounts go.
         settle(|| {
             let shims = cd.shim_pids();
-            let mounts: BTreeSet<String> = mount_points().into_iter().collect();
+            let mounts = mounts_under(cd.dir());
             if shims == shims_before && mounts == mounts_before {
                 return Ok(());
             }

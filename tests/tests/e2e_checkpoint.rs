@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use myrt_tests::containerd::mount_points;
+use myrt_tests::containerd::mounts_under;
 use myrt_tests::ttrpc::{self, any, field_bytes, field_varint};
 use myrt_tests::{args, command, isolate, runtime, CmdOutput, Containerd, EventWatcher, Source};
 
@@ -208,14 +208,6 @@ fn proc_cgroup(pid: u32) -> String {
     line(":pids:")
         .or_else(|| line("0::"))
         .unwrap_or_else(|| panic!("no pids or v2 line in /proc/{pid}/cgroup: {text}"))
-}
-
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = dir.display().to_string();
-    mount_points()
-        .into_iter()
-        .filter(|m| m.starts_with(&prefix))
-        .collect()
 }
 
 // ---- a. checkpoint, remove, restore: the counter continues ----

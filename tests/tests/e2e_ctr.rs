@@ -18,7 +18,7 @@ use std::thread;
 use std::time::Duration;
 
 use myrt_tests::command;
-use myrt_tests::containerd::mount_points;
+use myrt_tests::containerd::mounts_under;
 use myrt_tests::{args, image, isolate, runtime, Containerd, EventWatcher, Source};
 
 const SETTLE: Duration = Duration::from_secs(20);
@@ -621,11 +621,7 @@ fn check_missing_executable(source: Source) {
         !containers.stdout.lines().any(|l| l == "nx"),
         "--rm left the container: {containers}"
     );
-    let bundle = cd.bundle_dir("nx").display().to_string();
-    let left: Vec<String> = mount_points()
-        .into_iter()
-        .filter(|m| m.starts_with(&bundle))
-        .collect();
+    let left = mounts_under(&cd.bundle_dir("nx"));
     assert!(left.is_empty(), "mounts left behind: {left:?}");
     assert!(!cd.bundle_dir("nx").exists(), "bundle dir left behind");
     cd.wait_no_shims(SETTLE);
@@ -705,11 +701,7 @@ fn bad_input_in_a_shared_shim_spares_the_neighbour() {
             "the error must name {path}: {out}"
         );
         assert!(cd.task(id).is_none(), "a failed create left task {id}");
-        let bundle = cd.bundle_dir(id).display().to_string();
-        let left: Vec<String> = mount_points()
-            .into_iter()
-            .filter(|m| m.starts_with(&bundle))
-            .collect();
+        let left = mounts_under(&cd.bundle_dir(id));
         assert!(left.is_empty(), "mounts left behind by {id}: {left:?}");
         let cgroup_left = fs::read_dir("/sys/fs/cgroup/pids")
             .into_iter()

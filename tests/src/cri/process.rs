@@ -152,9 +152,9 @@ pub fn assert_no_mounts_of(cd: &Containerd, id: &str) {
 #[track_caller]
 fn assert_no_mounts_where(dir: &Path, part: &str) {
     let prefix = format!("{}/", dir.display());
-    let left: Vec<String> = crate::containerd::mount_points()
+    let left: Vec<String> = crate::containerd::mounts_under(dir)
         .into_iter()
-        .filter(|m| m.starts_with(&prefix) && m.contains(part))
+        .filter(|m| m.contains(part))
         .collect();
     assert!(
         left.is_empty(),
