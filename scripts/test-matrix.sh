@@ -30,7 +30,7 @@ cd "$repo" || exit 1
 export PATH
 
 default_suites="e2e_ctr e2e_stats e2e_update e2e_oom e2e_shim_cgroup e2e_image e2e_checkpoint e2e_rdt e2e_security"
-for s in cri_pod cri_kubelet cri_bad_input cri_options cri_stream; do
+for s in cri_pod cri_kubelet cri_bad_input cri_options cri_stream cri_userns; do
     [ -f "tests/tests/$s.rs" ] && default_suites+=" $s"
 done
 SUITES=${MYRT_MATRIX_SUITES:-$default_suites}

@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod container;
 pub mod criu;
 pub mod factory;
+pub mod features;
 pub mod hooks;
 pub mod intelrdt;
 pub mod namespaces;
@@ -27,3 +28,8 @@ pub use container::{
 pub use factory::Factory;
 pub use process::{init_main_if_requested, Stdio};
 pub use utils::{Pid, PidFd};
+
+/// This build's version (`myrt --version`, the features document's annotations).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The newest OCI runtime spec version this build understands.
+pub const SPEC_VERSION: &str = "1.2.0";

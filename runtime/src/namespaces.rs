@@ -50,8 +50,9 @@ pub enum NamespaceError {
     },
 }
 
-/// The namespace kinds in the order the init joins them: user first (joining it grants the
-/// capabilities needed for the rest), mount last among the paths so paths resolve on the host.
+/// The namespace kinds in the order the init joins them by path (after a first pass over the
+/// others, see [`join_pending`]): user first (joining it grants the capabilities needed for the
+/// rest), mount last so the other paths resolve on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -237,14 +238,78 @@ fn open_ns(kind: Kind, path: &Path) -> Result<File, NamespaceError> {
     Ok(file)
 }
 
-/// Joins the namespace at `path` (runs in the single-threaded init).
-pub fn join(kind: Kind, path: &Path) -> Result<(), NamespaceError> {
-    let file = open_ns(kind, path)?;
-    nix::sched::setns(file.as_fd(), kind.flag()).map_err(|source| NamespaceError::Setns {
-        kind: kind.spec_name(),
-        path: path.to_path_buf(),
-        source,
-    })
+/// A namespace given by path, opened and not joined yet.
+#[derive(Debug)]
+pub struct Opened {
+    pub kind: Kind,
+    path: PathBuf,
+    file: File,
+}
+
+impl Namespaces {
+    /// Opens every namespace path before any is joined: once the init is in the container's user
+    /// or mount namespace, a path may be out of its reach (a 0700 state dir of containerd).
+    pub fn open_paths(&self) -> Result<Vec<Opened>, NamespaceError> {
+        self.0
+            .iter()
+            .filter_map(|n| n.path.as_ref().map(|p| (n.kind, p)))
+            .map(|(kind, path)| {
+                Ok(Opened {
+                    kind,
+                    path: path.clone(),
+                    file: open_ns(kind, path)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Joins the opened namespaces of the kinds `which` accepts, in order, and drops them from
+/// `pending`. EPERM leaves one pending: as in runc (nsexec.c join_namespaces), the non-user
+/// namespaces are tried before the user namespace is joined or made (containerd 2.x gives a
+/// user-namespaced pod a netns owned by a user namespace of its own, which only the host's root
+/// may enter) and again after (namespaces owned by a joined user namespace may need its
+/// capabilities). Any other error fails at once. Runs in the single-threaded init.
+pub fn join_pending(
+    pending: &mut Vec<Opened>,
+    which: impl Fn(Kind) -> bool,
+) -> Result<(), NamespaceError> {
+    let mut left = Vec::with_capacity(pending.len());
+    for ns in pending.drain(..) {
+        if !which(ns.kind) {
+            left.push(ns);
+            continue;
+        }
+        match nix::sched::setns(ns.file.as_fd(), ns.kind.flag()) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EPERM) => left.push(ns),
+            Err(source) => {
+                return Err(NamespaceError::Setns {
+                    kind: ns.kind.spec_name(),
+                    path: ns.path,
+                    source,
+                })
+            }
+        }
+    }
+    *pending = left;
+    Ok(())
+}
+
+/// After a pass of [`join_pending`]: an error for the first namespace of the kinds `which`
+/// accepts that is still not joined.
+pub fn check_joined(
+    pending: &[Opened],
+    which: impl Fn(Kind) -> bool,
+) -> Result<(), NamespaceError> {
+    match pending.iter().find(|ns| which(ns.kind)) {
+        None => Ok(()),
+        Some(ns) => Err(NamespaceError::Setns {
+            kind: ns.kind.spec_name(),
+            path: ns.path.clone(),
+            source: nix::errno::Errno::EPERM,
+        }),
+    }
 }
 
 pub fn unshare(flags: CloneFlags) -> Result<(), NamespaceError> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use containerd_shim::api::{CreateTaskRequest, StateResponse};
-use containerd_shim::protos::api::{Mount, ProcessInfo, Status};
+use containerd_shim::protos::api::{ProcessInfo, Status};
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use log::{info, warn};
 use myrt_protos::runc::v1::{CheckpointOptions, ProcessDetails};
@@ -27,6 +27,7 @@ use crate::oom::OomWatch;
 use crate::options::ShimOptions;
 use crate::process::{lock, Exit, Process};
 use crate::reaper::{Reaper, UNKNOWN_STATUS};
+use crate::rootfs::{mount_rootfs, unmount_rootfs};
 use crate::task::TaskError;
 
 /// How long the exit event waits for the process' output to be copied out.
@@ -685,78 +686,6 @@ pub fn task_status(s: EngineStatus) -> Status {
         EngineStatus::Running => Status::RUNNING,
         EngineStatus::Paused => Status::PAUSED,
         EngineStatus::Stopped => Status::STOPPED,
-    }
-}
-
-/// Mounts containerd's rootfs mounts (e.g. an overlay) on `<bundle>/rootfs`, in order.
-/// Returns whether anything was mounted.
-async fn mount_rootfs(bundle: &Path, mounts: &[Mount]) -> Result<bool, TaskError> {
-    if mounts.is_empty() {
-        return Ok(false);
-    }
-    let target = bundle.join("rootfs");
-    let mounts = mounts.to_vec();
-    let t = target.clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<(), TaskError> {
-        use std::os::unix::fs::DirBuilderExt;
-        if !t.is_dir() {
-            std::fs::DirBuilder::new()
-                .mode(0o711)
-                .create(&t)
-                .map_err(|e| TaskError::Mount(format!("create {}: {e}", t.display())))?;
-        }
-        for m in &mounts {
-            // A thread of its own: for long overlay options the crate unshares CLONE_FS and
-            // chdirs, which must not stick to a pool thread of the shim.
-            let (m2, t2) = (m.clone(), t.clone());
-            std::thread::spawn(move || {
-                let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-                let (ty, src) = (opt(&m2.type_), opt(&m2.source));
-                containerd_shim::mount::mount_rootfs(
-                    ty.as_deref(),
-                    src.as_deref(),
-                    &m2.options,
-                    &t2,
-                )
-            })
-            .join()
-            .map_err(|_| TaskError::Mount("mount thread panicked".into()))?
-            .map_err(|e| {
-                TaskError::Mount(format!(
-                    "{} {:?} on {}: {e}",
-                    m.type_,
-                    m.source,
-                    t.display()
-                ))
-            })?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| TaskError::Internal(format!("mount rootfs: {e}")))?;
-    if let Err(e) = result {
-        unmount_rootfs(bundle).await;
-        return Err(e);
-    }
-    Ok(true)
-}
-
-/// Unmounts everything on `<bundle>/rootfs` (lazily when busy); logs failures.
-pub async fn unmount_rootfs(bundle: &Path) {
-    let target = bundle.join("rootfs");
-    let _ = tokio::task::spawn_blocking(move || unmount_rootfs_blocking(&target)).await;
-}
-
-pub fn unmount_rootfs_blocking(target: &Path) {
-    let Some(t) = target.to_str() else {
-        warn!("rootfs {}: not UTF-8, left mounted", target.display());
-        return;
-    };
-    if let Err(e) = containerd_shim::mount::umount_recursive(Some(t), 0) {
-        warn!("unmount {t}: {e}; detaching it");
-        if let Err(e) = containerd_shim::mount::umount_recursive(Some(t), libc::MNT_DETACH) {
-            warn!("detach {t}: {e}");
-        }
     }
 }
 

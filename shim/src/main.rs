@@ -3,6 +3,7 @@
 
 mod container;
 mod events;
+mod info;
 mod io;
 mod logger;
 mod metrics;
@@ -10,6 +11,7 @@ mod oom;
 mod options;
 mod process;
 mod reaper;
+mod rootfs;
 mod service;
 mod task;
 
@@ -37,6 +39,12 @@ fn main() {
             env!("CARGO_PKG_VERSION")
         );
         return;
+    }
+
+    // containerd 2.x introspection: answered here, without the async runtime or the crate (whose
+    // bootstrap would fail for want of TTRPC_ADDRESS).
+    if info::is_requested(std::env::args().skip(1)) {
+        std::process::exit(info::main());
     }
 
     let rt = match tokio::runtime::Builder::new_multi_thread()

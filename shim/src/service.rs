@@ -18,10 +18,11 @@ use myrt_runtime::Factory;
 use tokio::io::AsyncReadExt;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::container::{self, read_exit_file, unmount_rootfs_blocking, Env};
+use crate::container::{self, read_exit_file, Env};
 use crate::events::{timestamp, Events};
 use crate::options::ShimOptions;
 use crate::reaper::Reaper;
+use crate::rootfs::unmount_rootfs_blocking;
 use crate::task::TaskService;
 
 /// Annotations that put containers into one shim, first match wins (runc's shim uses these).

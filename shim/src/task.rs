@@ -25,6 +25,7 @@ use crate::events::timestamp;
 use crate::io::{StdioError, StdioPaths};
 use crate::options::OptionsError;
 use crate::process::lock;
+use crate::rootfs::RootfsError;
 
 /// What a Task call can fail with; each maps to the ttrpc code containerd expects.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,8 @@ pub enum TaskError {
     Options(#[from] OptionsError),
     #[error(transparent)]
     Stdio(#[from] StdioError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
 }
 
 impl TaskError {
@@ -61,6 +64,8 @@ impl TaskError {
             TaskError::Unimplemented(_) => Code::UNIMPLEMENTED,
             TaskError::Internal(_) => Code::INTERNAL,
             TaskError::Mount(_) | TaskError::Stdio(_) => Code::UNKNOWN,
+            TaskError::Rootfs(RootfsError::Idmap { .. }) => Code::UNKNOWN,
+            TaskError::Rootfs(_) => Code::INVALID_ARGUMENT,
             TaskError::Engine(e) => match e {
                 ContainerError::NotFound(_) => Code::NOT_FOUND,
                 ContainerError::InvalidId(_) | ContainerError::Spec(_) => Code::INVALID_ARGUMENT,

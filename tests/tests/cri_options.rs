@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use myrt_tests::cri::api::NamespaceMode;
-use myrt_tests::cri::{pod_config, remove_cgroup_parent, CgroupParent, Cri};
+use myrt_tests::cri::{doc_snippet, pod_config, remove_cgroup_parent, CgroupParent, Cri};
 use myrt_tests::paths::containerd_version;
 use myrt_tests::{isolate, Containerd, IMAGE_REF, PAUSE_REF};
 
@@ -199,20 +199,6 @@ fn bad_options_fail_the_pod_with_the_key_named() {
     remove_pod(&cd, &cri, &pod, None);
 }
 
-/// The fenced block of docs/kubernetes.md whose first line is `# myrt-doc-snippet: NAME`.
-#[track_caller]
-fn doc_snippet(doc: &str, name: &str) -> String {
-    let marker = format!("# myrt-doc-snippet: {name}");
-    let start = doc
-        .find(&marker)
-        .unwrap_or_else(|| panic!("docs/kubernetes.md has no snippet {marker:?}"));
-    let body = &doc[start..];
-    let end = body
-        .find("\n```")
-        .unwrap_or_else(|| panic!("snippet {name} is not closed"));
-    body[..end].to_string()
-}
-
 /// docs/kubernetes.md's config snippets for this containerd version and its myrt.toml, put into
 /// a containerd config verbatim (only the options file's path changed): a pod runs with handler
 /// `myrt`, and the file at the snippet's `ConfigPath` is what the shim reads (its `Root`).
@@ -222,8 +208,6 @@ fn docs_config_snippets_work_as_written() {
         return;
     }
     let doc_path = myrt_tests::paths::workspace_dir().join("docs/kubernetes.md");
-    let doc = fs::read_to_string(&doc_path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", doc_path.display()));
     let name = if containerd_version() >= (2, 0) {
         "containerd-2.x"
     } else {
@@ -232,7 +216,7 @@ fn docs_config_snippets_work_as_written() {
     let tmp = scratch();
     let file = tmp.path().join("myrt.toml");
     let root = tmp.path().join("state");
-    let section = doc_snippet(&doc, name);
+    let section = doc_snippet(name);
     assert!(
         section.contains("/etc/containerd/myrt.toml"),
         "{name} does not point at /etc/containerd/myrt.toml: {section}"
@@ -240,7 +224,7 @@ fn docs_config_snippets_work_as_written() {
     let section = section.replace("/etc/containerd/myrt.toml", &file.to_string_lossy());
     let options = format!(
         "{}\nRoot = \"{}\"\n",
-        doc_snippet(&doc, "myrt.toml"),
+        doc_snippet("myrt.toml"),
         root.display()
     );
     fs::write(&file, options).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));

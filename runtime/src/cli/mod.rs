@@ -24,10 +24,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use myrt_runtime::{ContainerError, Factory};
 
-/// What `--version` prints after the program name (runc prints the same two lines first).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The newest OCI runtime spec version this build understands.
-pub const SPEC_VERSION: &str = "1.2.0";
+/// What `--version` prints after the program name (runc prints the same two lines first), and
+/// the newest OCI runtime spec version this build understands: the library's.
+pub use myrt_runtime::{SPEC_VERSION, VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

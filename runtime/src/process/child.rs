@@ -112,9 +112,16 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
         )?;
     }
     let ns = &cfg.namespaces;
+    // runc's order (nsexec.c join_namespaces): every path opened first; the namespaces joined by
+    // path before the user namespace is entered or made, those refused (EPERM) again after.
+    let mut pending = ns.open_paths()?;
+    namespaces::join_pending(&mut pending, |k| k != Kind::User)?;
     if let Some(user) = ns.get(Kind::User) {
         match &user.path {
-            Some(path) => namespaces::join(Kind::User, path)?,
+            Some(_) => {
+                namespaces::join_pending(&mut pending, |k| k == Kind::User)?;
+                namespaces::check_joined(&pending, |k| k == Kind::User)?;
+            }
             None => {
                 namespaces::unshare(Kind::User.flag())?;
                 chan.send(&ToParent::UserNsCreated)?;
@@ -130,11 +137,8 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .map_err(|e| Failure(format!("setresuid(0) in the user namespace: {e}")))?;
     }
-    for n in ns.0.iter().filter(|n| n.kind != Kind::User) {
-        if let Some(path) = &n.path {
-            namespaces::join(n.kind, path)?;
-        }
-    }
+    namespaces::join_pending(&mut pending, |_| true)?;
+    namespaces::check_joined(&pending, |_| true)?;
     namespaces::unshare(ns.new_flags_except_user())?;
     // linux.timeOffsets: only possible before any process enters the new time namespace, and
     // stage 2 (forked below) is the first.

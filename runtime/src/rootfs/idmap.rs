@@ -21,8 +21,7 @@
 //! "idmap", as in runc. Only bind mounts can be id-mapped here.
 
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -186,7 +185,11 @@ fn container_source(
 }
 
 /// Stage 1, before it leaves the host's user namespace: a detached id-mapped tree for every
-/// id-mapped spec mount, kept for [`attach`]. Mounts without a mapping cost nothing here.
+/// id-mapped spec mount, kept for [`take`]. Mounts without a mapping cost nothing here, except
+/// in a container with a user namespace: there every bind source is cloned now too (a plain
+/// open_tree clone), because the container's root may not be allowed to reach it by path from
+/// inside (a 0700 state dir of containerd, kubelet's 0750 pod volume dirs), as runc does. A
+/// plain bind whose source cannot be cloned here is left to stage 2 and its path.
 pub fn prepare_idmapped_mounts(
     spec: &Spec,
     rootfs: &Path,
@@ -194,7 +197,7 @@ pub fn prepare_idmapped_mounts(
     in_user_ns: bool,
 ) -> Result<(), RootfsError> {
     let mounts = spec.mounts().as_deref().unwrap_or(&[]);
-    let wanted = |m: &Mount| {
+    let idmapped = |m: &Mount| {
         m.uid_mappings().is_some()
             || m.gid_mappings().is_some()
             || m.options()
@@ -202,6 +205,14 @@ pub fn prepare_idmapped_mounts(
                 .flatten()
                 .any(|o| o == "idmap" || o == "ridmap")
     };
+    let bind = |m: &Mount| {
+        m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind")
+    };
+    let wanted = |m: &Mount| idmapped(m) || (in_user_ns && bind(m));
     if !mounts.iter().any(wanted) {
         return Ok(());
     }
@@ -219,12 +230,30 @@ pub fn prepare_idmapped_mounts(
             continue;
         }
         let e = Entry::from_spec(&cfg, index, m)?;
+        let rec = if e.opts.flags & libc::MS_REC != 0 {
+            libc::AT_RECURSIVE as libc::c_uint
+        } else {
+            0
+        };
+        let src = e.source.clone().unwrap_or_default();
         let Some(Idmap {
             recursive,
             option,
             source: Some(source),
         }) = &e.opts.idmap
         else {
+            if e.opts.is_bind() {
+                match sys::open_tree_clone(None, &src, rec) {
+                    Ok(tree) => prepared.push((e.field.clone(), tree)),
+                    Err(err) => log::debug!(
+                        "{}: clone of {} not made before the user namespace ({}); \
+                         stage 2 binds the path",
+                        e.at(),
+                        src.display(),
+                        super::sys::SysErr(err)
+                    ),
+                }
+            }
             continue;
         };
         if !usernses.contains_key(source) {
@@ -233,12 +262,6 @@ pub fn prepare_idmapped_mounts(
             usernses.insert(source.clone(), fd);
         }
         let userns = &usernses[source];
-        let src = e.source.clone().unwrap_or_default();
-        let rec = if e.opts.flags & libc::MS_REC != 0 {
-            libc::AT_RECURSIVE as libc::c_uint
-        } else {
-            0
-        };
         let tree = sys::open_tree_clone(None, &src, rec)
             .map_err(|err| e_sys(&e, option, "open_tree", &src, err))?;
         let idmap = sys::MountAttr {
@@ -279,53 +302,27 @@ fn e_sys(e: &Entry, option: &str, op: &str, src: &Path, err: Errno) -> RootfsErr
     )
 }
 
-/// Stage 2: attaches the tree stage 1 made for `e` onto `target` (an fd resolved inside the
-/// rootfs), in place of the bind mount.
-pub(super) fn attach(e: &Entry, target: BorrowedFd<'_>) -> Result<(), RootfsError> {
+/// Stage 2: the tree stage 1 made for `e` (id-mapped, or a plain clone in a container with a
+/// user namespace), to attach in place of the bind mount; `None` when none was made. An
+/// id-mapped mount without its tree is an error.
+pub(super) fn take(e: &Entry) -> Result<Option<OwnedFd>, RootfsError> {
     let tree = {
         let mut slot = PREPARED.lock().unwrap_or_else(|p| p.into_inner());
         let pos = slot.iter().position(|(f, _)| *f == e.field);
         pos.map(|i| slot.remove(i).1)
     };
-    let tree = tree.ok_or_else(|| {
-        RootfsError::invalid(
+    if tree.is_none() && e.opts.idmap.is_some() {
+        return Err(RootfsError::invalid(
             e.at(),
             "the id-mapped mount was not prepared before the namespaces were entered",
-        )
-    })?;
-    move_mount(&tree, target).map_err(|err| RootfsError::Mount {
-        field: e.field.clone(),
-        dest: e.dest.clone(),
-        fstype: "bind".into(),
-        src: e
-            .source
-            .as_deref()
-            .map(|s| s.display().to_string())
-            .unwrap_or_default(),
-        errno: err.into(),
-    })
-}
-
-/// move_mount(tree, "", target, "", F_EMPTY_PATH | T_EMPTY_PATH).
-fn move_mount(tree: &OwnedFd, target: BorrowedFd<'_>) -> Result<(), Errno> {
-    let empty = CString::default();
-    // SAFETY: two valid fds and C strings for the call; nothing is written to our memory.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            target.as_raw_fd(),
-            empty.as_ptr(),
-            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    Errno::result(rc).map(drop)
+        ));
+    }
+    Ok(tree)
 }
 
 /// A user namespace fd for `source`: the joined one, or one made for the maps by a child that
 /// unshares and waits while the maps are written, then exits (the fd keeps the namespace).
-fn userns_for(source: &IdmapSource) -> Result<OwnedFd, String> {
+pub fn userns_for(source: &IdmapSource) -> Result<OwnedFd, String> {
     let (uid, gid) = match source {
         IdmapSource::Joined(path) => {
             return nix::fcntl::open(

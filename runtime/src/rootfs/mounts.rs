@@ -192,7 +192,7 @@ impl<'a> Mounter<'a> {
         let after = self.mount_onto(
             e,
             target,
-            Some(&source),
+            Src::Path(&source),
             Some(&e.fstype),
             e.opts.flags,
             e.opts.data_string().as_deref(),
@@ -252,7 +252,7 @@ impl<'a> Mounter<'a> {
         let result = self.mount_onto(
             e,
             target,
-            Some(&source),
+            Src::Path(&source),
             Some(&e.fstype),
             e.opts.flags,
             e.opts.data_string().as_deref(),
@@ -321,7 +321,7 @@ impl<'a> Mounter<'a> {
         let after = self.mount_onto(
             e,
             target,
-            Some(&source),
+            Src::Path(&source),
             Some("tmpfs"),
             e.opts.flags & !libc::MS_RDONLY,
             data.as_deref(),
@@ -339,10 +339,19 @@ impl<'a> Mounter<'a> {
     }
 
     pub fn mount_bind(&self, e: &Entry) -> Result<(), RootfsError> {
-        let src_path = e.source.clone().unwrap_or_default();
-        let src = fcntl::open(&src_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|err| e.mount_err(err))?;
-        let src_stat = stat::fstat(&src).map_err(|err| e.mount_err(err))?;
+        // A tree stage 1 cloned stands for the source; else the source is opened by path here.
+        let tree = super::idmap::take(e)?;
+        let opened;
+        let src = match &tree {
+            Some(t) => t.as_fd(),
+            None => {
+                let src_path = e.source.clone().unwrap_or_default();
+                opened = fcntl::open(&src_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+                    .map_err(|err| e.mount_err(err))?;
+                opened.as_fd()
+            }
+        };
+        let src_stat = stat::fstat(src).map_err(|err| e.mount_err(err))?;
         let src_is_proc =
             sys::fs_type(src.as_fd()).map_err(|err| e.mount_err(err))? == sys::PROC_SUPER_MAGIC;
         check_proc_dest(e, &e.dest, src_is_proc)?;
@@ -357,19 +366,17 @@ impl<'a> Mounter<'a> {
         if e.dest == Path::new("/dev") {
             flags &= !libc::MS_RDONLY;
         }
-        let after = self.mount_onto(
-            e,
-            target,
-            Some(&sys::proc_fd_path(src.as_fd())),
-            None,
-            flags,
-            None,
-        )?;
+        let src_path = sys::proc_fd_path(src);
+        let source = match &tree {
+            Some(t) if flags & libc::MS_REMOUNT == 0 => Src::Tree(t.as_fd()),
+            _ => Src::Path(&src_path),
+        };
+        let after = self.mount_onto(e, target, source, None, flags, None)?;
         // A bind mount ignores the other flags: apply them with a remount, if any were given.
         if e.opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT) != 0
             || e.opts.cleared != 0
         {
-            self.remount_bind(e, after.as_fd(), src.as_fd())?;
+            self.remount_bind(e, after.as_fd(), src)?;
         }
         self.apply_rec_attr(e, after.as_fd())
     }
@@ -414,17 +421,16 @@ impl<'a> Mounter<'a> {
         &self,
         e: &Entry,
         target: OwnedFd,
-        source: Option<&Path>,
+        source: Src<'_>,
         fstype: Option<&str>,
         flags: libc::c_ulong,
         data: Option<&str>,
     ) -> Result<OwnedFd, RootfsError> {
         let before = sys::mount_id(target.as_fd())
             .map_err(|err| RootfsError::sys(e.at(), "statx", &e.dest, err))?;
-        match &e.opts.idmap {
-            // An id-mapped bind: the tree stage 1 prepared, attached in place of mount(2).
-            Some(_) if flags & libc::MS_REMOUNT == 0 => super::idmap::attach(e, target.as_fd())?,
-            _ => sys::mount_on_fd(source, target.as_fd(), fstype, flags, data)
+        match source {
+            Src::Tree(t) => sys::move_mount(t, target.as_fd()).map_err(|err| e.mount_err(err))?,
+            Src::Path(p) => sys::mount_on_fd(Some(p), target.as_fd(), fstype, flags, data)
                 .map_err(|err| e.mount_err(err))?,
         }
         drop(target);
@@ -461,6 +467,13 @@ impl<'a> Mounter<'a> {
             .map_err(|err| RootfsError::path(e.at(), err))?;
         check_proc_dest(e, &resolved, src_is_proc)
     }
+}
+
+/// What [`Mounter::mount_onto`] mounts: a source path for mount(2), or a detached tree stage 1
+/// prepared (id-mapped, or a bind cloned before the user namespace), attached with move_mount.
+pub enum Src<'a> {
+    Path(&'a Path),
+    Tree(BorrowedFd<'a>),
 }
 
 /// runc's checkProcMount: nothing may be mounted under /proc except a few files lxcfs

@@ -119,6 +119,24 @@ pub fn mount_setattr(
     Errno::result(ret).map(drop)
 }
 
+/// move_mount(tree, "", target, "", F_EMPTY_PATH | T_EMPTY_PATH): attaches the detached mount
+/// `tree` (from [`open_tree_clone`]) on the directory `target` is open on.
+pub fn move_mount(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), Errno> {
+    let empty = CString::default();
+    // SAFETY: two valid fds and C strings for the call; nothing is written to our memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
 /// open_tree(dirfd or AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | `extra`): a
 /// detached copy of the mount at `path` (AT_RECURSIVE in `extra`: with the mounts below it;
 /// AT_EMPTY_PATH with an empty `path`: of `dirfd` itself).

@@ -159,3 +159,20 @@ pub fn volume(host: &Path, container: &str, readonly: bool) -> api::Mount {
         ..Default::default()
     }
 }
+
+/// The fenced block of docs/kubernetes.md whose first line is `# myrt-doc-snippet: NAME` (the
+/// docs' containerd configs, which the tests run as written).
+#[track_caller]
+pub fn doc_snippet(name: &str) -> String {
+    let path = crate::paths::workspace_dir().join("docs/kubernetes.md");
+    let doc = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let marker = format!("# myrt-doc-snippet: {name}");
+    let start = doc
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{} has no snippet {marker:?}", path.display()));
+    let body = &doc[start..];
+    let end = body
+        .find("\n```")
+        .unwrap_or_else(|| panic!("snippet {name} is not closed"));
+    body[..end].to_string()
+}

@@ -18,11 +18,13 @@ pub mod process;
 pub mod stream;
 
 pub use cgroup::{cgroup_value, is_unified, remove_cgroup_parent, CgroupParent};
-pub use config::{container_config, pod_config, pod_spec, read_log, volume, with_linux, LogLine};
+pub use config::{
+    container_config, doc_snippet, pod_config, pod_spec, read_log, volume, with_linux, LogLine,
+};
 pub use pod::{
     assert_keeper_serves, assert_pod_serves, assert_pod_state, container_status, run_pod, selected,
-    setup, sh, start_app, start_keeper, teardown, teardown_pod, wait_exited, write, Exec, Pod,
-    EXEC_TIMEOUT, KEEPER,
+    setup, setup_with_config_env, sh, start_app, start_keeper, teardown, teardown_pod, wait_exited,
+    write, Exec, Pod, EXEC_TIMEOUT, KEEPER,
 };
 pub use process::{
     alive, assert_no_mounts_of, assert_no_mounts_under, children, info_pid, mount_at, mountinfo,
@@ -49,8 +51,9 @@ use api::{
     ExecSyncResponse, ImageSpec, ImageStatusRequest, LinuxContainerResources,
     ListContainersRequest, PodSandboxConfig, PodSandboxStats, PodSandboxStatsRequest,
     PodSandboxStatusRequest, PodSandboxStatusResponse, RemoveContainerRequest,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
-    StopPodSandboxRequest, UpdateContainerResourcesRequest, VersionRequest, VersionResponse,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StatusRequest,
+    StatusResponse, StopContainerRequest, StopPodSandboxRequest, UpdateContainerResourcesRequest,
+    VersionRequest, VersionResponse,
 };
 pub use k8s_cri::v1 as api;
 
@@ -130,6 +133,16 @@ impl Cri {
         };
         self.call("Version", CALL_TIMEOUT, async move {
             Ok(c.version(req).await?.into_inner())
+        })
+    }
+
+    /// Status (not verbose): the runtime's conditions and, on containerd 2.x, each runtime
+    /// handler's features (what kubelet reads before it runs a `hostUsers: false` pod).
+    pub fn status(&self) -> CriResult<StatusResponse> {
+        let mut c = self.runtime.clone();
+        let req = StatusRequest { verbose: false };
+        self.call("Status", CALL_TIMEOUT, async move {
+            Ok(c.status(req).await?.into_inner())
         })
     }
 

@@ -54,7 +54,14 @@ pub fn selected(handler: &str) -> bool {
 /// the parent is removed last, after Containerd's drop has killed whatever a failed test left.
 #[track_caller]
 pub fn setup() -> (CgroupParent, Containerd, Cri) {
-    let cd = Containerd::start_cri();
+    setup_with_config_env(&[])
+}
+
+/// [`setup`] with environment variables for `scripts/containerd.sh config-cri` (see
+/// [`Containerd::start_cri_with_config_env`]), e.g. `MYRT_CRI_EXTRA` for another handler.
+#[track_caller]
+pub fn setup_with_config_env(vars: &[(&str, &str)]) -> (CgroupParent, Containerd, Cri) {
+    let cd = Containerd::start_cri_with_config_env(vars);
     let cri = Cri::connect(&cd.address());
     cri.wait_images(&[PAUSE_REF, IMAGE_REF], SETTLE);
     let v = cri.version().unwrap_or_else(|e| panic!("Version: {e}"));
