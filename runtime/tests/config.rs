@@ -172,23 +172,7 @@ fn user_namespace_with_mappings() {
             "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map",
         ],
     );
-    env.edit(|c| {
-        common::add_namespace(c, "user");
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        // As runc's rootless spec: sysfs of the host's network namespace cannot be mounted from
-        // a user namespace, bind it instead.
-        for m in c["mounts"].as_array_mut().unwrap() {
-            if m["destination"] == "/sys" {
-                *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
-                            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
-            }
-        }
-        c["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|m| m["destination"] != "/sys/fs/cgroup");
-    });
+    env.edit(with_userns);
     let out = env.run_ok();
     let lines: Vec<String> = out
         .lines()
@@ -201,38 +185,125 @@ fn user_namespace_with_mappings() {
     );
 }
 
-#[test]
-fn joins_a_network_namespace_by_path() {
-    if !isolate() {
-        return;
+/// A user namespace mapping container 0..65535 to host 100000.., as runc's rootless spec: sysfs
+/// of the host's network namespace cannot be mounted from a user namespace, so it is bound.
+fn with_userns(c: &mut Value) {
+    common::add_namespace(c, "user");
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    for m in c["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        }
     }
-    // A process holding a fresh network namespace; the container joins it by /proc path.
+    c["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/sys/fs/cgroup");
+}
+
+/// A process holding a fresh network namespace (`unshare` with `args` before `--net`), once its
+/// namespace differs from ours; and that namespace's link (`net:[…]`).
+/// The caller kills and waits for the holder.
+#[allow(clippy::zombie_processes)]
+fn netns_holder(args: &[&str]) -> (std::process::Child, String) {
     let holder = Command::new("unshare")
+        .args(args)
         .args(["--net", "sleep", "300"])
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
     let ns_path = format!("/proc/{}/ns/net", holder.id());
     let deadline = Instant::now() + Duration::from_secs(5);
-    let want = loop {
+    loop {
         let link = fs::read_link(&ns_path).unwrap();
         if link != fs::read_link("/proc/self/ns/net").unwrap() {
-            break link.to_string_lossy().into_owned();
+            return (holder, link.to_string_lossy().into_owned());
         }
         assert!(
             Instant::now() < deadline,
             "unshare --net did not take effect"
         );
         std::thread::sleep(Duration::from_millis(20));
-    };
-    let env = Env::new("netns", &["readlink", "/proc/self/ns/net"]);
-    env.edit(|c| {
-        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
-            if ns["type"] == "network" {
-                ns["path"] = json!(ns_path);
-            }
+    }
+}
+
+/// Sets the network namespace's path.
+fn with_netns_path(c: &mut Value, path: &str) {
+    for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!(path);
         }
+    }
+}
+
+/// What containerd 2.x does for a `hostUsers: false` pod: a netns owned by a user namespace of
+/// its own, under a 0700 dir, for a container with a new user namespace, and binds from 0700
+/// dirs. Only the host's root may enter that netns and read those dirs, so the engine opens
+/// the paths, joins the netns and clones the bind sources before it makes the user namespace.
+#[test]
+fn user_namespace_joins_a_foreign_netns_and_binds_hidden_dirs() {
+    if !isolate() {
+        return;
+    }
+    let (mut holder, want) = netns_holder(&["--user", "--map-root-user"]);
+    let env = Env::new(
+        "userns-netns",
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/net; cat /out/hello; id -u",
+        ],
+    );
+    // The bind source is readable by anyone, but under a 0700 dir: out of the container root's
+    // reach by path.
+    let locked = env.path("locked");
+    let hidden = locked.join("shared");
+    fs::create_dir_all(&hidden).unwrap();
+    fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    fs::write(hidden.join("hello"), "from a 0700 dir\n").unwrap();
+    // The netns pinned by a bind mount in the locked dir (this test's private mount namespace).
+    let pinned = locked.join("netns");
+    fs::write(&pinned, "").unwrap();
+    let status = Command::new("mount")
+        .args(["--bind", &format!("/proc/{}/ns/net", holder.id())])
+        .arg(&pinned)
+        .status()
+        .unwrap();
+    assert!(status.success(), "bind the holder's netns");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let (pinned_s, hidden_s) = (pinned.display().to_string(), hidden.display().to_string());
+    env.edit(|c| {
+        with_userns(c);
+        with_netns_path(c, &pinned_s);
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            // /out exists in the test rootfs: the container's root may not mkdir in it.
+            "destination": "/out", "type": "bind", "source": hidden_s,
+            "options": ["rbind", "ro"]
+        }));
     });
+    let out = env.run(&[]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("{want}\nfrom a 0700 dir\n0\n"),
+        "{out:?}"
+    );
+    env.assert_gone();
+}
+
+#[test]
+fn joins_a_network_namespace_by_path() {
+    if !isolate() {
+        return;
+    }
+    // A process holding a fresh network namespace; the container joins it by /proc path.
+    let (holder, want) = netns_holder(&[]);
+    let ns_path = format!("/proc/{}/ns/net", holder.id());
+    let env = Env::new("netns", &["readlink", "/proc/self/ns/net"]);
+    env.edit(|c| with_netns_path(c, &ns_path));
     let out = env.run(&[]);
     let mut holder = holder;
     let _ = holder.kill();
