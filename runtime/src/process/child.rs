@@ -102,9 +102,10 @@ fn stage1(chan: &mut Channel, cfg: &ChildConfig) -> Result<i32> {
     // ours (listenerPath is a host path); stage 2 loads it (finish_process).
     let seccomp = PendingSeccomp::from_spec(&cfg.spec)?;
     // Id-mapped mounts: their trees are made now, while this process still holds CAP_SYS_ADMIN
-    // in the host's user namespace (mount_setattr needs it); stage 2 attaches them.
+    // in the host's user namespace (mount_setattr needs it), and in a user namespace every bind
+    // source is cloned now, while its path is in reach; stage 2 attaches them.
     if matches!(cfg.mode, Mode::Init) {
-        rootfs::prepare_idmapped_mounts(
+        rootfs::prepare_bind_trees(
             &cfg.spec,
             &cfg.rootfs,
             &cfg.bundle,

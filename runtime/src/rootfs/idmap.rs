@@ -8,7 +8,7 @@
 //! The mapping is applied with mount_setattr, which needs CAP_SYS_ADMIN over the source
 //! filesystem's user namespace (the host's), something a container init in a user namespace no
 //! longer has. So the work is split like runc's: stage 1, still in the host's user namespace,
-//! [`prepare_idmapped_mounts`]: for each such mount, open_tree(OPEN_TREE_CLONE) of the source
+//! [`prepare_bind_trees`]: for each such mount, open_tree(OPEN_TREE_CLONE) of the source
 //! (with AT_RECURSIVE for "rbind"), a short-lived child in a new user namespace holding the
 //! mapping (or the container's joined user namespace), and mount_setattr on the detached tree
 //! (AT_RECURSIVE for "ridmap"). Stage 2, its forked child, attaches the tree at its turn among
@@ -19,6 +19,10 @@
 //! "idmap" or "ridmap" without mappings takes the container's own mapping (linux.uidMappings
 //! and gidMappings, or the user namespace joined by path); mappings without either option mean
 //! "idmap", as in runc. Only bind mounts can be id-mapped here.
+//!
+//! The same two stages carry every other bind mount of a container with a user namespace: its
+//! source is cloned (unmapped) in stage 1, because from inside the container's root may not
+//! reach it by path.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -190,7 +194,7 @@ fn container_source(
 /// open_tree clone), because the container's root may not be allowed to reach it by path from
 /// inside (a 0700 state dir of containerd, kubelet's 0750 pod volume dirs), as runc does. A
 /// plain bind whose source cannot be cloned here is left to stage 2 and its path.
-pub fn prepare_idmapped_mounts(
+pub fn prepare_bind_trees(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,

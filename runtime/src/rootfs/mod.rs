@@ -43,7 +43,7 @@ use std::path::Path;
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 pub use error::RootfsError;
-pub use idmap::{prepare_idmapped_mounts, userns_for, IdRange, IdmapSource};
+pub use idmap::{prepare_bind_trees, userns_for, IdRange, IdmapSource};
 pub use options::{parse_mount_options, parse_propagation, MountOptions, OptionError};
 pub use safe_path::{check_procfs, clean_path, open_procfs, RootDir, SafePathError};
 
