@@ -83,10 +83,7 @@ fn parse_ranges(option: &str, value: &str) -> Result<Vec<IdRange>, RootfsError> 
                 host: num(h, "hostID")?,
                 size: num(s, "size")?,
             };
-            let fits = r.size > 0
-                && r.container.checked_add(r.size - 1).is_some()
-                && r.host.checked_add(r.size - 1).is_some();
-            if !fits {
+            if !r.fits() {
                 return Err(bad(format!(
                     "{m:?}: size must be at least 1 and the range must stay below 2^32"
                 )));

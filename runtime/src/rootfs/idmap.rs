@@ -48,6 +48,15 @@ pub struct IdRange {
     pub size: u32,
 }
 
+impl IdRange {
+    /// Whether the kernel takes this line: at least one id, both ranges below 2^32.
+    pub fn fits(&self) -> bool {
+        self.size > 0
+            && self.container.checked_add(self.size - 1).is_some()
+            && self.host.checked_add(self.size - 1).is_some()
+    }
+}
+
 /// Where the id-mapping's user namespace comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IdmapSource {
@@ -88,10 +97,7 @@ fn ranges(at: &str, name: &str, maps: &[LinuxIdMapping]) -> Result<Vec<IdRange>,
                 host: m.host_id(),
                 size: m.size(),
             };
-            let ok = r.size > 0
-                && r.container.checked_add(r.size - 1).is_some()
-                && r.host.checked_add(r.size - 1).is_some();
-            if ok {
+            if r.fits() {
                 Ok(r)
             } else {
                 Err(RootfsError::invalid(
